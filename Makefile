@@ -1,0 +1,29 @@
+# PGXS build for enterprise_lab.
+#
+# The install script is assembled from one SQL file per boundary under
+# src/sql/, in file-name order; every C file under src/ is part of the module.
+
+EXTENSION   = enterprise_lab
+EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
+
+MODULE_big  = enterprise_lab
+OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+
+SQL_PARTS   = $(sort $(wildcard src/sql/*.sql))
+DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
+DATA        = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*.sql))
+
+REGRESS      = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
+REGRESS_OPTS = --inputdir=.
+
+PG_CPPFLAGS = -Isrc/include -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+SHLIB_LINK  = -lcurl -lcrypto -lmicrohttpd -ljwt
+
+EXTRA_CLEAN = $(DATA_built)
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(DATA_built): $(SQL_PARTS) $(EXTENSION).control
+	cat $(SQL_PARTS) > $@

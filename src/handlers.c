@@ -1,0 +1,380 @@
+/*
+ * handlers.c
+ *		Built-in event handlers, applied set-based to a chunk of events.
+ *
+ * Each handler is a few SQL statements over "the events of this chunk"
+ * (id = ANY($1)), prepared once per backend and kept.  Every derived row
+ * has a unique key and is written with INSERT ... ON CONFLICT, so applying
+ * the same event twice changes nothing.  A handler that cannot apply an
+ * event raises an error; the core then bisects the chunk to find it.
+ *
+ * Event types without a built-in handler are dispatched, one event at a
+ * time, to the SQL function registered in integration.event_handlers.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/uuid.h"
+
+#include "enterprise_lab.h"
+
+#define EV_REQUEST_CREATED		"RequestCreated"
+#define EV_CASE_STATUS_CHANGED	"OperationalCaseStatusChanged"
+
+/* RequestCreated: the service request becomes integrated. */
+static const char *const request_integrate_sql =
+"UPDATE source_system.service_requests r"
+"   SET lifecycle_status = 'integrated',"
+"       integrated_at = COALESCE(r.integrated_at, pg_catalog.now()),"
+"       updated_at = pg_catalog.now()"
+"  FROM integration.events e"
+" WHERE e.id = ANY ($1) AND r.id = e.aggregate_id";
+
+/* RequestCreated: open the operational case, with its first history row. */
+static const char *const request_case_sql =
+"WITH created AS ("
+"  INSERT INTO operational.operation_cases AS c"
+"         (submission_id, service_request_id, external_reference,"
+"          request_type_code, priority_code, team_code, processing_status)"
+"  SELECT r.submission_id, r.id, 'OC-' || pg_catalog.substr(r.request_number, 4),"
+"         r.request_type_code, r.priority_code, r.team_code, 'open'"
+"    FROM integration.events e"
+"    JOIN source_system.service_requests r ON r.id = e.aggregate_id"
+"   WHERE e.id = ANY ($1)"
+"  ON CONFLICT (service_request_id) DO NOTHING"
+"  RETURNING c.id, c.submission_id)"
+"INSERT INTO operational.case_status_history"
+"       (submission_id, case_id, previous_status, new_status, changed_by, change_reason)"
+"SELECT submission_id, id, NULL, 'open', 'enterprise_lab', 'case opened from the service request'"
+"  FROM created";
+
+/* RequestCreated: the canonical business object, in the mapped status. */
+static const char *const request_canonical_sql =
+"INSERT INTO canonical.business_objects"
+"       (submission_id, object_type, source_system, source_reference,"
+"        canonical_category, lifecycle_status, attributes, last_event_seq)"
+"SELECT r.submission_id, 'service_request', r.source_system, r.request_number,"
+"       rt.canonical_category, sm.canonical_status,"
+"       pg_catalog.jsonb_build_object("
+"         'request_number', r.request_number,"
+"         'request_type', r.request_type_code,"
+"         'priority', r.priority_code,"
+"         'team', r.team_code,"
+"         'customer_code', cu.code,"
+"         'customer_name', cu.name,"
+"         'agreement_number', ag.agreement_number,"
+"         'summary', r.summary),"
+"       e.seq"
+"  FROM integration.events e"
+"  JOIN source_system.service_requests r ON r.id = e.aggregate_id"
+"  JOIN reference.request_types rt ON rt.code = r.request_type_code"
+"  JOIN reference.customers cu ON cu.id = r.customer_id"
+"  LEFT JOIN reference.agreements ag ON ag.id = r.agreement_id"
+"  JOIN canonical.status_map sm ON sm.operational_status = 'open'"
+" WHERE e.id = ANY ($1)"
+"ON CONFLICT (source_system, source_reference) DO NOTHING";
+
+/* RequestCreated: lineage edges and the success sync log. */
+static const char *const request_lineage_sql =
+"WITH ev AS ("
+"  SELECT e.id AS event_id, e.submission_id, e.attempts + 1 AS attempt,"
+"         r.id AS request_id, r.request_number,"
+"         c.id AS case_id, c.external_reference,"
+"         b.id AS object_id, b.lifecycle_status"
+"    FROM integration.events e"
+"    JOIN source_system.service_requests r ON r.id = e.aggregate_id"
+"    JOIN operational.operation_cases c ON c.service_request_id = r.id"
+"    JOIN canonical.business_objects b"
+"      ON b.source_system = r.source_system AND b.source_reference = r.request_number"
+"   WHERE e.id = ANY ($1)),"
+" edges AS ("
+"  INSERT INTO canonical.lineage_records"
+"         (submission_id, from_type, from_id, to_type, to_id, relationship, event_id)"
+"  SELECT ev.submission_id, x.from_type, x.from_id, x.to_type, x.to_id, x.relationship, ev.event_id"
+"    FROM ev CROSS JOIN LATERAL (VALUES"
+"         ('service_request', ev.request_id, 'operation_case', ev.case_id, 'synchronized_to'),"
+"         ('operation_case', ev.case_id, 'business_object', ev.object_id, 'normalized_to'))"
+"         AS x(from_type, from_id, to_type, to_id, relationship)"
+"  ON CONFLICT (from_type, from_id, to_type, to_id, relationship) DO NOTHING)"
+"INSERT INTO integration.sync_logs"
+"       (submission_id, event_id, event_type, action, outcome, message, details, attempt)"
+"SELECT ev.submission_id, ev.event_id, 'RequestCreated', 'request_integrated', 'success',"
+"       pg_catalog.format('%s integrated: case %s, canonical object %s',"
+"                         ev.request_number, ev.external_reference, ev.lifecycle_status),"
+"       pg_catalog.jsonb_build_object('service_request_id', ev.request_id,"
+"                                     'case_id', ev.case_id,"
+"                                     'business_object_id', ev.object_id),"
+"       ev.attempt"
+"  FROM ev";
+
+static const char *const request_missing_sql =
+"SELECT e.id::text, e.aggregate_id::text"
+"  FROM integration.events e"
+" WHERE e.id = ANY ($1)"
+"   AND NOT EXISTS (SELECT 1 FROM source_system.service_requests r WHERE r.id = e.aggregate_id)"
+" LIMIT 1";
+
+/*
+ * OperationalCaseStatusChanged: map the new operational status to the
+ * canonical one and apply it unless the object already holds a newer event.
+ */
+static const char *const status_sync_sql =
+"WITH m AS ("
+"  SELECT e.id AS event_id, e.seq, e.submission_id, e.attempts + 1 AS attempt,"
+"         e.aggregate_id AS case_id, e.payload ->> 'new_status' AS operational_status,"
+"         sm.canonical_status, b.id AS object_id, b.lifecycle_status AS previous_status,"
+"         b.last_event_seq < e.seq AS is_newer"
+"    FROM integration.events e"
+"    JOIN canonical.status_map sm ON sm.operational_status = e.payload ->> 'new_status'"
+"    JOIN canonical.business_objects b"
+"      ON b.submission_id = e.submission_id AND b.object_type = 'service_request'"
+"   WHERE e.id = ANY ($1)),"
+" upd AS ("
+"  UPDATE canonical.business_objects b"
+"     SET lifecycle_status = m.canonical_status, last_event_seq = m.seq,"
+"         updated_at = pg_catalog.now()"
+"    FROM m"
+"   WHERE b.id = m.object_id AND m.is_newer)"
+"INSERT INTO integration.sync_logs"
+"       (submission_id, event_id, event_type, action, outcome, message, details, attempt)"
+"SELECT m.submission_id, m.event_id, 'OperationalCaseStatusChanged',"
+"       CASE WHEN m.is_newer THEN 'canonical_status_synced' ELSE 'stale_event_ignored' END,"
+"       'success',"
+"       CASE WHEN m.is_newer"
+"            THEN pg_catalog.format('canonical status %s -> %s (operational %s)',"
+"                                   m.previous_status, m.canonical_status, m.operational_status)"
+"            ELSE pg_catalog.format('ignored: the canonical object already holds a newer event')"
+"       END,"
+"       pg_catalog.jsonb_build_object('case_id', m.case_id, 'business_object_id', m.object_id,"
+"                                     'operational_status', m.operational_status,"
+"                                     'canonical_status', m.canonical_status,"
+"                                     'previous_canonical_status', m.previous_status),"
+"       m.attempt"
+"  FROM m";
+
+static const char *const status_unmapped_sql =
+"SELECT e.id::text, e.payload ->> 'new_status', sm.canonical_status IS NOT NULL,"
+"       e.submission_id::text"
+"  FROM integration.events e"
+"  LEFT JOIN canonical.status_map sm ON sm.operational_status = e.payload ->> 'new_status'"
+" WHERE e.id = ANY ($1)"
+"   AND (sm.operational_status IS NULL"
+"        OR NOT EXISTS (SELECT 1 FROM canonical.business_objects b"
+"                        WHERE b.submission_id = e.submission_id"
+"                          AND b.object_type = 'service_request'))"
+" LIMIT 1";
+
+/* Registered handlers: the call to make for one event. */
+static const char *const custom_lookup_sql =
+"SELECT pg_catalog.format('SELECT %s(e) FROM integration.events e WHERE e.id = $1',"
+"                         h.handler::pg_catalog.regproc)"
+"  FROM integration.event_handlers h"
+" WHERE h.event_type = $1 AND h.enabled";
+
+static const char *const custom_log_sql =
+"INSERT INTO integration.sync_logs"
+"       (submission_id, event_id, event_type, action, outcome, message, details, attempt)"
+"SELECT e.submission_id, e.id, e.event_type, 'handled', 'success',"
+"       pg_catalog.format('handled by %s', h.handler::pg_catalog.regproc),"
+"       '{}'::jsonb, e.attempts + 1"
+"  FROM integration.events e"
+"  JOIN integration.event_handlers h ON h.event_type = e.event_type"
+" WHERE e.id = ANY ($1)";
+
+enum
+{
+	P_REQUEST_INTEGRATE,
+	P_REQUEST_CASE,
+	P_REQUEST_CANONICAL,
+	P_REQUEST_LINEAGE,
+	P_REQUEST_MISSING,
+	P_STATUS_SYNC,
+	P_STATUS_UNMAPPED,
+	P_CUSTOM_LOOKUP,
+	P_CUSTOM_LOG,
+	P_COUNT
+};
+
+static const char *const *const plan_sources[P_COUNT] = {
+	&request_integrate_sql, &request_case_sql, &request_canonical_sql,
+	&request_lineage_sql, &request_missing_sql, &status_sync_sql,
+	&status_unmapped_sql, &custom_lookup_sql, &custom_log_sql,
+};
+
+/* Prepared on first use in this backend and kept for its lifetime. */
+static SPIPlanPtr plans[P_COUNT];
+
+static SPIPlanPtr
+el_plan(int which)
+{
+	if (plans[which] == NULL)
+	{
+		Oid			argtype = which == P_CUSTOM_LOOKUP ? TEXTOID : UUIDARRAYOID;
+		SPIPlanPtr	plan = SPI_prepare(*plan_sources[which], 1, &argtype);
+
+		if (plan == NULL)
+			elog(ERROR, "enterprise_lab: SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		plans[which] = plan;
+	}
+	return plans[which];
+}
+
+static uint64
+el_run(int which, Datum arg, int expected_rc)
+{
+	int			rc = SPI_execute_plan(el_plan(which), &arg, NULL, false, 0);
+
+	if (rc != expected_rc)
+		elog(ERROR, "enterprise_lab: handler statement %d failed: %s",
+			 which, SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+static Datum
+el_uuid_array(Datum *ids, int n)
+{
+	return PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+}
+
+bool
+el_is_builtin_event_type(const char *event_type)
+{
+	return strcmp(event_type, EV_REQUEST_CREATED) == 0 ||
+		strcmp(event_type, EV_CASE_STATUS_CHANGED) == 0;
+}
+
+static void
+el_apply_request_created(Datum *ids, int n)
+{
+	Datum		arr = el_uuid_array(ids, n);
+
+	if (el_run(P_REQUEST_INTEGRATE, arr, SPI_OK_UPDATE) < (uint64) n)
+	{
+		el_run(P_REQUEST_MISSING, arr, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("service request %s of event %s does not exist",
+							SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2),
+							SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+					 errhint("A RequestCreated event's aggregate_id must name a row of source_system.service_requests.")));
+	}
+	el_run(P_REQUEST_CASE, arr, SPI_OK_INSERT);
+	el_run(P_REQUEST_CANONICAL, arr, SPI_OK_INSERT);
+	if (el_run(P_REQUEST_LINEAGE, arr, SPI_OK_INSERT) < (uint64) n)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("RequestCreated could not link every request to a case and a canonical object"),
+				 errhint("Check that each request's type and customer exist in the reference data.")));
+}
+
+static void
+el_apply_status_changed(Datum *ids, int n)
+{
+	Datum		arr = el_uuid_array(ids, n);
+
+	if (el_run(P_STATUS_SYNC, arr, SPI_OK_INSERT) == (uint64) n)
+		return;
+
+	el_run(P_STATUS_UNMAPPED, arr, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *mapped = SPI_getvalue(tup, desc, 3);
+
+		if (strcmp(mapped, "f") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("no canonical status is mapped for operational status \"%s\"",
+							SPI_getvalue(tup, desc, 2) ? SPI_getvalue(tup, desc, 2) : ""),
+					 errdetail("Event %s carries it as new_status.", SPI_getvalue(tup, desc, 1)),
+					 errhint("Add the mapping to canonical.status_map, then replay the event.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("submission %s has no canonical object yet", SPI_getvalue(tup, desc, 4)),
+				 errdetail("Event %s changes a case whose request was never integrated.",
+						   SPI_getvalue(tup, desc, 1)),
+				 errhint("Process or replay the submission's RequestCreated event first.")));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("OperationalCaseStatusChanged could not be applied to every event of the chunk")));
+}
+
+static void
+el_apply_custom(Datum *ids, char **types, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		Datum		type = CStringGetTextDatum(types[i]);
+		char	   *call;
+		int			rc;
+
+		rc = SPI_execute_plan(el_plan(P_CUSTOM_LOOKUP), &type, NULL, true, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "enterprise_lab: looking up the handler failed: %s",
+				 SPI_result_code_string(rc));
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("no handler is registered for event type \"%s\"", types[i]),
+					 errhint("Register a function taking integration.events in integration.event_handlers, then replay the event.")));
+		call = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		{
+			Oid			argtype = UUIDOID;
+
+			rc = SPI_execute_with_args(call, 1, &argtype, &ids[i], NULL, false, 0);
+		}
+		if (rc < 0)
+			elog(ERROR, "enterprise_lab: handler call failed: %s",
+				 SPI_result_code_string(rc));
+		CHECK_FOR_INTERRUPTS();
+	}
+	el_run(P_CUSTOM_LOG, el_uuid_array(ids, n), SPI_OK_INSERT);
+}
+
+/*
+ * Apply one chunk: group the events by handler and run each group's
+ * statements once.  The chunk holds at most one event per submission (the
+ * claim takes only each submission's first unfinished event), so the order
+ * between groups does not matter.
+ */
+void
+el_apply_chunk(Datum *event_ids, char **event_types, int n)
+{
+	Datum	   *created = palloc(sizeof(Datum) * n);
+	Datum	   *changed = palloc(sizeof(Datum) * n);
+	Datum	   *custom = palloc(sizeof(Datum) * n);
+	char	  **custom_types = palloc(sizeof(char *) * n);
+	int			ncreated = 0,
+				nchanged = 0,
+				ncustom = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (strcmp(event_types[i], EV_REQUEST_CREATED) == 0)
+			created[ncreated++] = event_ids[i];
+		else if (strcmp(event_types[i], EV_CASE_STATUS_CHANGED) == 0)
+			changed[nchanged++] = event_ids[i];
+		else
+		{
+			custom_types[ncustom] = event_types[i];
+			custom[ncustom++] = event_ids[i];
+		}
+	}
+
+	if (ncreated > 0)
+		el_apply_request_created(created, ncreated);
+	if (nchanged > 0)
+		el_apply_status_changed(changed, nchanged);
+	if (ncustom > 0)
+		el_apply_custom(custom, custom_types, ncustom);
+}

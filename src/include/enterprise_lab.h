@@ -1,0 +1,90 @@
+/*
+ * enterprise_lab.h
+ *		Declarations shared by the C files of enterprise_lab.
+ */
+#ifndef ENTERPRISE_LAB_H
+#define ENTERPRISE_LAB_H
+
+#include "postgres.h"
+
+#include "storage/latch.h"
+#include "storage/spin.h"
+
+/* Upper bound for enterprise_lab.worker_count (slots in shared memory). */
+#define EL_MAX_WORKERS 32
+
+/*
+ * Writing subtransactions one batch may open.  Above this a transaction
+ * overflows its PGPROC subxid cache (PGPROC_MAX_CACHED_SUBXIDS), which slows
+ * every snapshot in every session; see docs/architecture.md.
+ */
+#define EL_MAX_SUBXACTS_PER_BATCH 64
+
+/* GUCs (enterprise_lab.c) */
+extern char *el_database;
+extern int	el_worker_count;
+extern int	el_batch_size;
+extern int	el_chunk_size;
+extern int	el_naptime_ms;
+extern int	el_max_attempts;
+extern int	el_backoff_base_ms;
+extern int	el_backoff_max_ms;
+
+/* What one call of the processing core did. */
+typedef struct ElBatchResult
+{
+	int			claimed;		/* events locked by the claim */
+	int			completed;		/* events whose handlers succeeded */
+	int			failed;			/* events recorded as failed (will retry) */
+	int			dead_lettered;	/* events moved to dead_letter */
+	int			released;		/* left untouched: subtransaction budget spent */
+	int			subxacts;		/* subtransactions opened */
+} ElBatchResult;
+
+/* process.c: the shared core, used by SQL callers and by the workers */
+extern void el_process_batch(int max_events, ElBatchResult *result);
+
+/* handlers.c: built-in handlers, applied set-based to a chunk of events */
+extern bool el_is_builtin_event_type(const char *event_type);
+extern void el_apply_chunk(Datum *event_ids, char **event_types, int n);
+
+/* Per-worker state in shared memory (enterprise_lab.c) */
+typedef enum ElWorkerState
+{
+	EL_WORKER_STOPPED = 0,
+	EL_WORKER_STARTING,
+	EL_WORKER_IDLE,
+	EL_WORKER_PROCESSING,
+	EL_WORKER_WAITING_FOR_EXTENSION
+} ElWorkerState;
+
+typedef struct ElWorkerSlot
+{
+	slock_t		mutex;
+	pid_t		pid;
+	Latch	   *latch;
+	ElWorkerState state;
+	uint64		processed;
+	uint64		failed;
+	uint64		dead_lettered;
+	uint64		batches;
+	TimestampTz started_at;
+	TimestampTz last_batch_at;
+	int			last_batch_events;
+	double		last_batch_ms;
+} ElWorkerSlot;
+
+typedef struct ElShared
+{
+	pid_t		launcher_pid;
+	ElWorkerSlot workers[EL_MAX_WORKERS];
+} ElShared;
+
+extern ElShared *el_shared;
+
+/* worker.c */
+extern PGDLLEXPORT void el_launcher_main(Datum arg);
+extern PGDLLEXPORT void el_worker_main(Datum arg);
+extern void el_register_launcher(void);
+
+#endif							/* ENTERPRISE_LAB_H */

@@ -1,0 +1,449 @@
+/*
+ * process.c
+ *		The event-processing core: claim, apply in chunks, complete, retry,
+ *		dead-letter.  Shared by integration.process_events() and the workers.
+ *
+ * One call works inside the caller's transaction:
+ *
+ *	1. claim due events, oldest first, FOR UPDATE SKIP LOCKED, only the
+ *	   first unfinished event of each submission (per-aggregate order);
+ *	2. apply them in chunks, one subtransaction per chunk, set-based;
+ *	   a failing chunk is rolled back and bisected until the failing event
+ *	   is alone, so the common case pays one subtransaction per chunk;
+ *	3. complete the applied events and record the failures, both in the
+ *	   top-level transaction (the claim locked those rows there; updating
+ *	   them from a subtransaction would create MultiXacts).
+ *
+ * Claim, effects and completion commit together or not at all, so a crash
+ * never leaves an event half-done.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/uuid.h"
+
+#include "enterprise_lab.h"
+
+typedef enum ElEventOutcome
+{
+	EL_UNRESOLVED = 0,
+	EL_APPLIED,
+	EL_FAILED,
+	EL_RELEASED
+} ElEventOutcome;
+
+typedef struct ElEvent
+{
+	Datum		id;				/* uuid */
+	char	   *event_type;
+	int			attempts;		/* attempts before this one */
+	ElEventOutcome outcome;
+	ErrorData  *error;			/* set when the event failed alone */
+} ElEvent;
+
+static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr complete_plan = NULL;
+static SPIPlanPtr fail_plan = NULL;
+
+/*
+ * Chunk size in force for this backend: halved after a failing chunk,
+ * doubled back (up to enterprise_lab.chunk_size) after a clean one, so a
+ * stream with frequent failures stops paying for large rolled-back chunks.
+ */
+static int	adaptive_chunk = 0;
+
+static SPIPlanPtr
+el_keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "enterprise_lab: SPI_prepare failed: %s",
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+static void
+el_prepare_core_plans(void)
+{
+	if (claim_plan == NULL)
+	{
+		Oid			types[1] = {INT4OID};
+
+		claim_plan = el_keep_plan(
+								  "SELECT e.id, e.event_type, e.attempts"
+								  "  FROM integration.events e"
+								  " WHERE e.status IN ('pending', 'failed')"
+								  "   AND e.next_attempt_at <= pg_catalog.clock_timestamp()"
+								  "   AND NOT EXISTS (SELECT 1 FROM integration.events p"
+								  "                    WHERE p.submission_id = e.submission_id"
+								  "                      AND p.seq < e.seq"
+								  "                      AND p.status IN ('pending', 'failed', 'dead_letter'))"
+								  " ORDER BY e.seq"
+								  " LIMIT $1"
+								  "   FOR UPDATE OF e SKIP LOCKED",
+								  1, types);
+	}
+	if (complete_plan == NULL)
+	{
+		Oid			types[1] = {UUIDARRAYOID};
+
+		complete_plan = el_keep_plan(
+									 "UPDATE integration.events"
+									 "   SET status = 'completed', attempts = attempts + 1,"
+									 "       processed_at = pg_catalog.clock_timestamp(), last_error = NULL"
+									 " WHERE id = ANY ($1)",
+									 1, types);
+	}
+	if (fail_plan == NULL)
+	{
+		Oid			types[5] = {UUIDOID, TEXTOID, INT4OID, FLOAT8OID, JSONBOID};
+
+		fail_plan = el_keep_plan(
+								 "WITH f AS ("
+								 "  UPDATE integration.events e"
+								 "     SET attempts = e.attempts + 1,"
+								 "         status = CASE WHEN e.attempts + 1 >= $3 THEN 'dead_letter' ELSE 'failed' END,"
+								 "         last_error = $2,"
+								 "         processed_at = CASE WHEN e.attempts + 1 >= $3 THEN pg_catalog.clock_timestamp() END,"
+								 "         next_attempt_at = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4)"
+								 "   WHERE e.id = $1"
+								 "  RETURNING e.id, e.submission_id, e.event_type, e.aggregate_type, e.aggregate_id,"
+								 "            e.status, e.attempts, e.next_attempt_at),"
+								 " sr AS ("
+								 "  UPDATE source_system.service_requests r"
+								 "     SET lifecycle_status = 'failed', updated_at = pg_catalog.now()"
+								 "    FROM f"
+								 "   WHERE f.status = 'dead_letter' AND f.aggregate_type = 'service_request'"
+								 "     AND r.id = f.aggregate_id)"
+								 "INSERT INTO integration.sync_logs"
+								 "       (submission_id, event_id, event_type, action, outcome, message, details, attempt)"
+								 "SELECT f.submission_id, f.id, f.event_type,"
+								 "       CASE f.status WHEN 'dead_letter' THEN 'dead_lettered' ELSE 'retry_scheduled' END,"
+								 "       'failure', $2,"
+								 "       $5 || CASE f.status WHEN 'dead_letter' THEN '{}'::jsonb"
+								 "             ELSE pg_catalog.jsonb_build_object('next_attempt_at', f.next_attempt_at) END,"
+								 "       f.attempts"
+								 "  FROM f"
+								 " RETURNING action",
+								 5, types);
+	}
+}
+
+/*
+ * Delay before the next attempt: base * 2^(attempt-1), capped, with "equal
+ * jitter" (half fixed, half random) so that events failing together do not
+ * retry together.
+ */
+static double
+el_backoff_seconds(int attempt)
+{
+	double		delay = (double) el_backoff_base_ms / 1000.0;
+	double		cap = (double) el_backoff_max_ms / 1000.0;
+
+	delay *= pow(2.0, (double) Min(attempt - 1, 60));
+	if (delay > cap)
+		delay = cap;
+	return delay / 2.0 + pg_prng_double(&pg_global_prng_state) * delay / 2.0;
+}
+
+static bool
+el_is_interrupt(ErrorData *edata)
+{
+	return edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+		edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
+		edata->sqlerrcode == ERRCODE_CRASH_SHUTDOWN ||
+		edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+		edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE;
+}
+
+/*
+ * Apply events[0..n-1] in one subtransaction.  Returns true when the
+ * handlers succeeded; on failure everything they did is rolled back, and
+ * for a single event its error is kept.  Cancels, shutdowns and
+ * serialization problems are not the event's fault: they abort the batch.
+ */
+static bool
+el_try_chunk(ElEvent *events, int n, ElBatchResult *result)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	char	  **types = palloc(sizeof(char *) * n);
+	volatile bool ok = false;
+
+	for (int i = 0; i < n; i++)
+	{
+		ids[i] = events[i].id;
+		types[i] = events[i].event_type;
+	}
+
+	result->subxacts++;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+
+	PG_TRY();
+	{
+		el_apply_chunk(ids, types, n);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ok = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+
+		if (el_is_interrupt(edata))
+			ReThrowError(edata);
+		if (n == 1)
+			events[0].error = edata;
+		else
+			FreeErrorData(edata);
+	}
+	PG_END_TRY();
+
+	pfree(ids);
+	pfree(types);
+	return ok;
+}
+
+/*
+ * Apply a range; when it fails, split it in halves until the failing events
+ * stand alone.  Stops opening subtransactions once the batch budget is
+ * spent: what is left is released untouched for a later batch.
+ */
+static void
+el_apply_range(ElEvent *events, int n, ElBatchResult *result)
+{
+	CHECK_FOR_INTERRUPTS();
+
+	if (result->subxacts >= EL_MAX_SUBXACTS_PER_BATCH)
+	{
+		for (int i = 0; i < n; i++)
+			events[i].outcome = EL_RELEASED;
+		return;
+	}
+
+	if (el_try_chunk(events, n, result))
+	{
+		for (int i = 0; i < n; i++)
+			events[i].outcome = EL_APPLIED;
+		return;
+	}
+
+	if (n == 1)
+	{
+		events[0].outcome = EL_FAILED;
+		return;
+	}
+
+	el_apply_range(events, n / 2, result);
+	el_apply_range(events + n / 2, n - n / 2, result);
+}
+
+static Jsonb *
+el_error_details(ErrorData *edata)
+{
+	StringInfoData buf;
+	Datum		json;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"sqlstate\": ");
+	escape_json(&buf, unpack_sql_state(edata->sqlerrcode));
+	if (edata->detail)
+	{
+		appendStringInfoString(&buf, ", \"detail\": ");
+		escape_json(&buf, edata->detail);
+	}
+	if (edata->hint)
+	{
+		appendStringInfoString(&buf, ", \"hint\": ");
+		escape_json(&buf, edata->hint);
+	}
+	if (edata->context)
+	{
+		appendStringInfoString(&buf, ", \"context\": ");
+		escape_json(&buf, edata->context);
+	}
+	appendStringInfoChar(&buf, '}');
+	json = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	return DatumGetJsonbP(json);
+}
+
+/* Record one failure: retry later with backoff, or dead-letter. */
+static void
+el_record_failure(ElEvent *event, ElBatchResult *result)
+{
+	ErrorData  *edata = event->error;
+	int			attempt = event->attempts + 1;
+	Datum		values[5];
+	int			rc;
+	char	   *action;
+
+	values[0] = event->id;
+	values[1] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
+	values[2] = Int32GetDatum(el_max_attempts);
+	values[3] = Float8GetDatum(el_backoff_seconds(attempt));
+	values[4] = JsonbPGetDatum(el_error_details(edata));
+
+	rc = SPI_execute_plan(fail_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "enterprise_lab: recording the failure of an event failed: %s",
+			 SPI_result_code_string(rc));
+
+	action = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (strcmp(action, "dead_lettered") == 0)
+		result->dead_lettered++;
+	else
+		result->failed++;
+
+	ereport(LOG,
+			(errmsg("enterprise_lab: %s event %s failed (attempt %d of %d): %s",
+					event->event_type,
+					DatumGetCString(DirectFunctionCall1(uuid_out, event->id)),
+					attempt, el_max_attempts, edata->message),
+			 errdetail("%s", strcmp(action, "dead_lettered") == 0 ?
+					   "The event was moved to the dead letters." :
+					   "The event will be retried.")));
+}
+
+void
+el_process_batch(int max_events, ElBatchResult *result)
+{
+	Datum		limit = Int32GetDatum(max_events);
+	ElEvent    *events;
+	Datum	   *done;
+	int			ndone = 0;
+	int			n;
+	int			chunk;
+	int			rc;
+
+	memset(result, 0, sizeof(*result));
+	el_prepare_core_plans();
+
+	rc = SPI_execute_plan(claim_plan, &limit, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "enterprise_lab: claiming events failed: %s",
+			 SPI_result_code_string(rc));
+
+	n = (int) SPI_processed;
+	result->claimed = n;
+	if (n == 0)
+		return;
+
+	events = palloc0(sizeof(ElEvent) * n);
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+
+		memcpy(id, DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull)), sizeof(pg_uuid_t));
+		events[i].id = UUIDPGetDatum(id);
+		events[i].event_type = SPI_getvalue(tup, desc, 2);
+		events[i].attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	/*
+	 * Keep at least a quarter of the subtransaction budget for bisecting:
+	 * large batches get proportionally larger chunks.
+	 */
+	if (adaptive_chunk <= 0 || adaptive_chunk > el_chunk_size)
+		adaptive_chunk = el_chunk_size;
+	chunk = Max(adaptive_chunk, (n + (EL_MAX_SUBXACTS_PER_BATCH * 3 / 4) - 1) /
+				(EL_MAX_SUBXACTS_PER_BATCH * 3 / 4));
+
+	for (int start = 0; start < n; start += chunk)
+	{
+		int			len = Min(chunk, n - start);
+		int			subxacts_before = result->subxacts;
+
+		el_apply_range(events + start, len, result);
+
+		if (result->subxacts - subxacts_before > 1)
+			adaptive_chunk = Max(1, adaptive_chunk / 2);
+		else if (events[start].outcome == EL_APPLIED)
+			adaptive_chunk = Min(el_chunk_size, adaptive_chunk * 2);
+	}
+
+	done = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		switch (events[i].outcome)
+		{
+			case EL_APPLIED:
+				done[ndone++] = events[i].id;
+				break;
+			case EL_FAILED:
+				el_record_failure(&events[i], result);
+				break;
+			default:
+				result->released++;
+				break;
+		}
+	}
+
+	if (ndone > 0)
+	{
+		Datum		arr = PointerGetDatum(construct_array(done, ndone, UUIDOID,
+														  UUID_LEN, false, TYPALIGN_CHAR));
+
+		rc = SPI_execute_plan(complete_plan, &arr, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE || SPI_processed != (uint64) ndone)
+			elog(ERROR, "enterprise_lab: completing %d events updated " UINT64_FORMAT " rows",
+				 ndone, SPI_processed);
+	}
+	result->completed = ndone;
+}
+
+/*
+ * integration.process_events(max_events int) RETURNS int
+ *
+ * Processes up to max_events due events in the caller's transaction and
+ * returns how many were attempted (completed, failed or dead-lettered).
+ */
+PG_FUNCTION_INFO_V1(el_process_events);
+Datum
+el_process_events(PG_FUNCTION_ARGS)
+{
+	int32		max_events = PG_GETARG_INT32(0);
+	ElBatchResult result;
+
+	if (max_events < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_events must be at least 1"),
+				 errdetail("The value given was %d.", max_events),
+				 errhint("Pass the most events this call may process, e.g. integration.process_events(100).")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "enterprise_lab: SPI_connect failed");
+	el_process_batch(max_events, &result);
+	SPI_finish();
+
+	PG_RETURN_INT32(result.completed + result.failed + result.dead_lettered);
+}

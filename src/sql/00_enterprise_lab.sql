@@ -1,0 +1,31 @@
+-- enterprise_lab: the extension's own schema (administration, shared helpers).
+-- The install script is assembled from the files of src/sql/ in name order,
+-- one file per system boundary, in lifecycle order.
+
+\echo Use "CREATE EXTENSION enterprise_lab" to load this file. \quit
+
+CREATE SCHEMA enterprise_lab;
+COMMENT ON SCHEMA enterprise_lab IS
+  'Administration of the enterprise_lab extension: status, maintenance, demo data.';
+
+CREATE FUNCTION enterprise_lab.touch_updated_at() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  NEW.updated_at := now();
+  RETURN NEW;
+END $$;
+COMMENT ON FUNCTION enterprise_lab.touch_updated_at() IS
+  'Trigger: keeps updated_at current on every UPDATE.';
+
+-- Rows the install script adds are "seeded": pg_dump skips them (CREATE
+-- EXTENSION recreates them) and dumps everything a user added or changed.
+CREATE FUNCTION enterprise_lab.mark_user_modified() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NEW IS DISTINCT FROM OLD THEN
+    NEW.seeded := false;
+  END IF;
+  RETURN NEW;
+END $$;
+COMMENT ON FUNCTION enterprise_lab.mark_user_modified() IS
+  'Trigger: a changed seeded row becomes user data, so pg_dump keeps it.';

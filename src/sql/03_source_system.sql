@@ -1,0 +1,68 @@
+-- source_system: the first internal system of record.  One service request
+-- per submission, created by a trigger in the submission's transaction.
+
+CREATE SCHEMA source_system;
+COMMENT ON SCHEMA source_system IS 'The system of record for service requests.';
+
+CREATE SEQUENCE source_system.request_number_seq;
+
+CREATE TABLE source_system.service_requests (
+  id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  submission_id     uuid NOT NULL UNIQUE REFERENCES intake.submissions (id),
+  request_number    text NOT NULL UNIQUE,
+  source_system     text NOT NULL DEFAULT 'intake_portal',
+  request_type_code text NOT NULL REFERENCES reference.request_types (code),
+  priority_code     text NOT NULL REFERENCES reference.priorities (code),
+  team_code         text NOT NULL REFERENCES reference.teams (code),
+  customer_id       uuid NOT NULL REFERENCES reference.customers (id),
+  agreement_id      uuid REFERENCES reference.agreements (id),
+  summary           text NOT NULL,
+  lifecycle_status  text NOT NULL DEFAULT 'received'
+                    CONSTRAINT service_requests_lifecycle_status_valid CHECK (lifecycle_status IN ('received', 'integrated', 'failed')),
+  created_at        timestamptz NOT NULL DEFAULT now(),
+  integrated_at     timestamptz,
+  updated_at        timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE source_system.service_requests IS
+  'Service requests; lifecycle_status is received until the worker integrates the request (integrated), or failed when its event is dead-lettered.';
+COMMENT ON COLUMN source_system.service_requests.request_number IS 'Deterministic, human-readable number: SR-000001, SR-000002, ...';
+
+CREATE FUNCTION source_system.create_service_request() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  INSERT INTO source_system.service_requests
+         (submission_id, request_number, request_type_code, priority_code, team_code,
+          customer_id, agreement_id, summary)
+  VALUES (NEW.id,
+          'SR-' || lpad(nextval('source_system.request_number_seq')::text, 6, '0'),
+          NEW.request_type_code, NEW.priority_code, NEW.team_code,
+          NEW.customer_id, NEW.agreement_id,
+          left(regexp_replace(btrim(NEW.description), '\s+', ' ', 'g'), 120));
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER submissions_30_create_service_request AFTER INSERT ON intake.submissions
+  FOR EACH ROW EXECUTE FUNCTION source_system.create_service_request();
+
+-- The outbox: the event commits with the request or not at all.
+CREATE FUNCTION source_system.enqueue_request_created() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  INSERT INTO integration.events
+         (submission_id, event_type, source_system, aggregate_type, aggregate_id, payload)
+  VALUES (NEW.submission_id, 'RequestCreated', NEW.source_system, 'service_request', NEW.id,
+          jsonb_build_object('service_request_id', NEW.id,
+                             'request_number', NEW.request_number,
+                             'request_type', NEW.request_type_code,
+                             'priority', NEW.priority_code,
+                             'team', NEW.team_code,
+                             'customer_id', NEW.customer_id,
+                             'agreement_id', NEW.agreement_id));
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER service_requests_10_enqueue AFTER INSERT ON source_system.service_requests
+  FOR EACH ROW EXECUTE FUNCTION source_system.enqueue_request_created();
+
+SELECT pg_catalog.pg_extension_config_dump('source_system.service_requests', '');
+SELECT pg_catalog.pg_extension_config_dump('source_system.request_number_seq', '');

@@ -1,0 +1,104 @@
+-- integration: the transactional outbox (events), what processing did
+-- (sync logs), and the handlers registered for custom event types.
+
+CREATE SCHEMA integration;
+COMMENT ON SCHEMA integration IS 'Integration events (the outbox), their processing outcomes, handlers and workers.';
+
+CREATE SEQUENCE integration.event_seq;
+
+CREATE TABLE integration.events (
+  id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  seq             bigint NOT NULL UNIQUE DEFAULT nextval('integration.event_seq'),
+  submission_id   uuid NOT NULL,
+  event_type      text NOT NULL CONSTRAINT events_event_type_format CHECK (event_type ~ '^[A-Za-z][A-Za-z0-9_.]{0,99}$'),
+  source_system   text NOT NULL,
+  aggregate_type  text NOT NULL,
+  aggregate_id    uuid NOT NULL,
+  payload         jsonb NOT NULL DEFAULT '{}',
+  status          text NOT NULL DEFAULT 'pending'
+                  CONSTRAINT events_status_valid CHECK (status IN ('pending', 'completed', 'failed', 'dead_letter', 'skipped')),
+  attempts        integer NOT NULL DEFAULT 0 CONSTRAINT events_attempts_not_negative CHECK (attempts >= 0),
+  next_attempt_at timestamptz NOT NULL DEFAULT now(),
+  last_error      text,
+  idempotency_key text,
+  created_at      timestamptz NOT NULL DEFAULT statement_timestamp(),
+  processed_at    timestamptz,
+  CONSTRAINT events_idempotency_key_unique UNIQUE (submission_id, idempotency_key)
+);
+-- The claim walks this index oldest first.
+CREATE INDEX events_due_idx ON integration.events (seq)
+  WHERE status IN ('pending', 'failed');
+-- Per-submission order: "is there an earlier unfinished event?"
+CREATE INDEX events_unfinished_idx ON integration.events (submission_id, seq)
+  WHERE status IN ('pending', 'failed', 'dead_letter');
+CREATE INDEX events_submission_idx ON integration.events (submission_id, seq);
+CREATE INDEX events_processed_at_idx ON integration.events (processed_at) WHERE status = 'completed';
+
+COMMENT ON TABLE integration.events IS
+  'Integration events (transactional outbox). Processed in seq order per submission by integration.process_events() and the workers.';
+COMMENT ON COLUMN integration.events.submission_id IS
+  'Root key and ordering key: events of one submission are applied one at a time, in seq order.';
+COMMENT ON COLUMN integration.events.status IS
+  'pending, completed, failed (awaiting retry at next_attempt_at), dead_letter (holds later events of its submission), skipped.';
+
+CREATE FUNCTION integration.wake_workers_at_commit() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'el_wake_workers_at_commit' LANGUAGE C;
+COMMENT ON FUNCTION integration.wake_workers_at_commit() IS
+  'Trigger: sets the workers'' latches when the enqueuing transaction commits.';
+
+CREATE TRIGGER events_wake_workers AFTER INSERT ON integration.events
+  FOR EACH STATEMENT EXECUTE FUNCTION integration.wake_workers_at_commit();
+
+CREATE SEQUENCE integration.sync_log_seq;
+
+CREATE TABLE integration.sync_logs (
+  id            bigint PRIMARY KEY DEFAULT nextval('integration.sync_log_seq'),
+  submission_id uuid NOT NULL,
+  event_id      uuid,
+  event_type    text NOT NULL,
+  action        text NOT NULL,
+  outcome       text NOT NULL CONSTRAINT sync_logs_outcome_valid CHECK (outcome IN ('success', 'failure')),
+  message       text NOT NULL,
+  details       jsonb NOT NULL DEFAULT '{}',
+  attempt       integer,
+  created_at    timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX sync_logs_submission_idx ON integration.sync_logs (submission_id, id);
+CREATE INDEX sync_logs_event_idx ON integration.sync_logs (event_id);
+COMMENT ON TABLE integration.sync_logs IS
+  'One row per processing outcome: success (what was synchronized) or failure (the error, and whether it will be retried).';
+
+CREATE TABLE integration.event_handlers (
+  event_type  text PRIMARY KEY
+              CONSTRAINT event_handlers_not_builtin CHECK (event_type NOT IN ('RequestCreated', 'OperationalCaseStatusChanged')),
+  handler     regprocedure NOT NULL,
+  description text,
+  enabled     boolean NOT NULL DEFAULT true,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE integration.event_handlers IS
+  'SQL handlers for custom event types: a function taking one integration.events row. It runs in the worker''s transaction; raise an error to fail the event.';
+
+CREATE FUNCTION integration.check_event_handler() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  args oidvector;
+BEGIN
+  SELECT proargtypes INTO args FROM pg_proc WHERE oid = NEW.handler;
+  IF array_length(args::oid[], 1) IS DISTINCT FROM 1
+     OR args[0] <> 'integration.events'::regtype THEN
+    RAISE EXCEPTION 'handler % must take exactly one argument of type integration.events', NEW.handler
+      USING ERRCODE = 'invalid_function_definition',
+            HINT = 'Declare it as CREATE FUNCTION my_handler(e integration.events) RETURNS void ...';
+  END IF;
+  RETURN NEW;
+END $$;
+
+CREATE TRIGGER event_handlers_check BEFORE INSERT OR UPDATE ON integration.event_handlers
+  FOR EACH ROW EXECUTE FUNCTION integration.check_event_handler();
+
+SELECT pg_catalog.pg_extension_config_dump('integration.events', '');
+SELECT pg_catalog.pg_extension_config_dump('integration.event_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('integration.sync_logs', '');
+SELECT pg_catalog.pg_extension_config_dump('integration.sync_log_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('integration.event_handlers', '');

@@ -1,0 +1,168 @@
+-- operational: the downstream system where teams work cases.  The allowed
+-- status moves are data; every move is validated, recorded in the history
+-- and published as an OperationalCaseStatusChanged event.
+
+CREATE SCHEMA operational;
+COMMENT ON SCHEMA operational IS 'Operational cases, their workflow and status history.';
+
+CREATE TABLE operational.case_statuses (
+  status      text PRIMARY KEY,
+  is_terminal boolean NOT NULL,
+  description text NOT NULL
+);
+INSERT INTO operational.case_statuses VALUES
+  ('open', false, 'Received by the operational team, not started.'),
+  ('in_progress', false, 'Being worked on.'),
+  ('completed', true, 'Done. Terminal.'),
+  ('rejected', true, 'Will not be done. Terminal.');
+COMMENT ON TABLE operational.case_statuses IS 'Case statuses; terminal ones allow no further change.';
+
+CREATE TABLE operational.status_transitions (
+  from_status text NOT NULL REFERENCES operational.case_statuses (status),
+  to_status   text NOT NULL REFERENCES operational.case_statuses (status),
+  PRIMARY KEY (from_status, to_status),
+  CONSTRAINT status_transitions_not_to_self CHECK (from_status <> to_status)
+);
+INSERT INTO operational.status_transitions VALUES
+  ('open', 'in_progress'),
+  ('open', 'rejected'),
+  ('in_progress', 'completed'),
+  ('in_progress', 'rejected');
+COMMENT ON TABLE operational.status_transitions IS 'The allowed case status moves.';
+
+CREATE TABLE operational.operation_cases (
+  id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  submission_id      uuid NOT NULL,
+  service_request_id uuid NOT NULL UNIQUE REFERENCES source_system.service_requests (id),
+  external_reference text NOT NULL UNIQUE,
+  request_type_code  text NOT NULL,
+  priority_code      text NOT NULL,
+  team_code          text NOT NULL,
+  processing_status  text NOT NULL DEFAULT 'open' REFERENCES operational.case_statuses (status),
+  status_changed_by  text,
+  status_change_reason text,
+  opened_at          timestamptz NOT NULL DEFAULT now(),
+  status_changed_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX operation_cases_submission_idx ON operational.operation_cases (submission_id);
+CREATE INDEX operation_cases_team_status_idx ON operational.operation_cases (team_code, processing_status);
+COMMENT ON TABLE operational.operation_cases IS
+  'One case per service request, opened by the worker. Change its status with operational.set_case_status().';
+
+CREATE SEQUENCE operational.case_status_history_seq;
+
+CREATE TABLE operational.case_status_history (
+  id              bigint PRIMARY KEY DEFAULT nextval('operational.case_status_history_seq'),
+  submission_id   uuid NOT NULL,
+  case_id         uuid NOT NULL REFERENCES operational.operation_cases (id),
+  previous_status text,
+  new_status      text NOT NULL,
+  changed_by      text NOT NULL,
+  change_reason   text,
+  changed_at      timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX case_status_history_case_idx ON operational.case_status_history (case_id, id);
+COMMENT ON TABLE operational.case_status_history IS 'Every status a case has had: previous, new, by whom, why, when.';
+
+CREATE FUNCTION operational.check_status_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  allowed text;
+BEGIN
+  IF NEW.processing_status IS NOT DISTINCT FROM OLD.processing_status THEN
+    NEW.updated_at := now();
+    RETURN NEW;
+  END IF;
+
+  IF (SELECT is_terminal FROM operational.case_statuses WHERE status = OLD.processing_status) THEN
+    RAISE EXCEPTION 'case % is % and can no longer change', OLD.external_reference, OLD.processing_status
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = format('%s is a terminal status.', OLD.processing_status),
+            HINT = 'Open a new request instead.';
+  END IF;
+
+  IF NOT EXISTS (SELECT 1 FROM operational.status_transitions
+                  WHERE from_status = OLD.processing_status AND to_status = NEW.processing_status) THEN
+    SELECT string_agg(to_status, ', ' ORDER BY to_status) INTO allowed
+      FROM operational.status_transitions WHERE from_status = OLD.processing_status;
+    RAISE EXCEPTION 'case status cannot change from % to %', OLD.processing_status, NEW.processing_status
+      USING ERRCODE = 'check_violation',
+            DETAIL = format('From %s a case may move to: %s.', OLD.processing_status, coalesce(allowed, 'nothing')),
+            HINT = 'The allowed moves are listed in operational.status_transitions.';
+  END IF;
+
+  -- set_case_status() says who and why; a direct UPDATE is recorded as
+  -- made by the current user, without a reason.
+  NEW.status_changed_by := coalesce(nullif(current_setting('operational.changed_by', true), ''), current_user);
+  NEW.status_change_reason := nullif(current_setting('operational.change_reason', true), '');
+  NEW.status_changed_at := now();
+  NEW.updated_at := now();
+  RETURN NEW;
+END $$;
+
+CREATE FUNCTION operational.record_status_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  INSERT INTO operational.case_status_history
+         (submission_id, case_id, previous_status, new_status, changed_by, change_reason)
+  VALUES (NEW.submission_id, NEW.id, OLD.processing_status, NEW.processing_status,
+          NEW.status_changed_by, NEW.status_change_reason);
+
+  INSERT INTO integration.events
+         (submission_id, event_type, source_system, aggregate_type, aggregate_id, payload)
+  VALUES (NEW.submission_id, 'OperationalCaseStatusChanged', 'operational', 'operation_case', NEW.id,
+          jsonb_build_object('case_id', NEW.id,
+                             'external_reference', NEW.external_reference,
+                             'previous_status', OLD.processing_status,
+                             'new_status', NEW.processing_status,
+                             'changed_by', NEW.status_changed_by,
+                             'change_reason', NEW.status_change_reason));
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER operation_cases_10_check_status BEFORE UPDATE ON operational.operation_cases
+  FOR EACH ROW EXECUTE FUNCTION operational.check_status_change();
+CREATE TRIGGER operation_cases_20_record_status AFTER UPDATE OF processing_status ON operational.operation_cases
+  FOR EACH ROW WHEN (OLD.processing_status IS DISTINCT FROM NEW.processing_status)
+  EXECUTE FUNCTION operational.record_status_change();
+
+CREATE FUNCTION operational.set_case_status(case_id uuid, new_status text, changed_by text, change_reason text DEFAULT NULL)
+RETURNS operational.operation_cases
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c operational.operation_cases;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM operational.case_statuses WHERE status = new_status) THEN
+    RAISE EXCEPTION 'case status "%" does not exist', new_status
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Known statuses: %s.', (SELECT string_agg(status, ', ' ORDER BY status) FROM operational.case_statuses)),
+            HINT = 'See operational.case_statuses.';
+  END IF;
+  IF changed_by IS NULL OR btrim(changed_by) = '' THEN
+    RAISE EXCEPTION 'changed_by must not be blank'
+      USING ERRCODE = 'not_null_violation', HINT = 'Say who changes the case.';
+  END IF;
+
+  PERFORM set_config('operational.changed_by', changed_by, true),
+          set_config('operational.change_reason', coalesce(change_reason, ''), true);
+  UPDATE operational.operation_cases oc
+     SET processing_status = set_case_status.new_status
+   WHERE oc.id = set_case_status.case_id
+  RETURNING oc.* INTO c;
+  PERFORM set_config('operational.changed_by', '', true),
+          set_config('operational.change_reason', '', true);
+
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'case % does not exist', case_id
+      USING ERRCODE = 'no_data_found',
+            HINT = 'Cases are opened by the worker once the request is integrated; see operational.operation_cases.';
+  END IF;
+  RETURN c;
+END $$;
+COMMENT ON FUNCTION operational.set_case_status(uuid, text, text, text) IS
+  'Move a case to a new status (validated against operational.status_transitions); records history and enqueues OperationalCaseStatusChanged.';
+
+SELECT pg_catalog.pg_extension_config_dump('operational.operation_cases', '');
+SELECT pg_catalog.pg_extension_config_dump('operational.case_status_history', '');
+SELECT pg_catalog.pg_extension_config_dump('operational.case_status_history_seq', '');

@@ -1,0 +1,85 @@
+-- dashboard: read models over every boundary, for psql, the api schema and
+-- the web dashboard.
+
+CREATE SCHEMA dashboard;
+COMMENT ON SCHEMA dashboard IS 'Read models: one row per submission across every layer, event flow, counts, metrics.';
+
+CREATE VIEW dashboard.submission_lifecycle AS
+SELECT s.id                  AS submission_id,
+       s.submitted_at,
+       s.intake_method,
+       s.requester_name,
+       s.requester_email,
+       s.description,
+       s.request_type_code,
+       s.priority_code,
+       s.team_code,
+       cu.code               AS customer_code,
+       cu.name               AS customer_name,
+       ag.agreement_number,
+       s.status              AS intake_status,
+       r.id                  AS service_request_id,
+       r.request_number,
+       r.lifecycle_status    AS source_status,
+       c.id                  AS case_id,
+       c.external_reference  AS case_reference,
+       c.processing_status   AS case_status,
+       b.id                  AS business_object_id,
+       b.lifecycle_status    AS canonical_status,
+       (SELECT count(*) FROM integration.events e WHERE e.submission_id = s.id) AS event_count,
+       (SELECT count(*) FROM integration.events e
+         WHERE e.submission_id = s.id AND e.status IN ('pending', 'failed')) AS unfinished_events,
+       (SELECT count(*) FROM integration.events e
+         WHERE e.submission_id = s.id AND e.status = 'dead_letter') AS dead_letters,
+       (SELECT max(l.created_at) FROM integration.sync_logs l WHERE l.submission_id = s.id) AS last_synced_at
+  FROM intake.submissions s
+  JOIN reference.customers cu ON cu.id = s.customer_id
+  LEFT JOIN reference.agreements ag ON ag.id = s.agreement_id
+  LEFT JOIN source_system.service_requests r ON r.submission_id = s.id
+  LEFT JOIN operational.operation_cases c ON c.service_request_id = r.id
+  LEFT JOIN canonical.business_objects b ON b.submission_id = s.id AND b.object_type = 'service_request';
+COMMENT ON VIEW dashboard.submission_lifecycle IS 'One row per submission with its state in every layer.';
+
+CREATE VIEW dashboard.event_flow AS
+SELECT e.seq,
+       e.id AS event_id,
+       e.submission_id,
+       r.request_number,
+       e.event_type,
+       e.source_system,
+       e.aggregate_type,
+       e.aggregate_id,
+       e.status,
+       e.attempts,
+       e.last_error,
+       e.created_at,
+       e.next_attempt_at,
+       e.processed_at,
+       round((extract(epoch FROM (e.processed_at - e.created_at)) * 1000)::numeric, 1) AS latency_ms
+  FROM integration.events e
+  LEFT JOIN source_system.service_requests r ON r.submission_id = e.submission_id;
+COMMENT ON VIEW dashboard.event_flow IS 'Events with their request number, status and commit-to-processed latency.';
+
+CREATE VIEW dashboard.status_counts AS
+SELECT 'source_system' AS layer, lifecycle_status AS status, count(*) AS count
+  FROM source_system.service_requests GROUP BY lifecycle_status
+UNION ALL
+SELECT 'integration', status, count(*) FROM integration.events GROUP BY status
+UNION ALL
+SELECT 'operational', processing_status, count(*) FROM operational.operation_cases GROUP BY processing_status
+UNION ALL
+SELECT 'canonical', lifecycle_status, count(*) FROM canonical.business_objects GROUP BY lifecycle_status;
+COMMENT ON VIEW dashboard.status_counts IS 'Row counts per status in each layer.';
+
+CREATE VIEW dashboard.processing_metrics AS
+SELECT (SELECT count(*) FROM integration.events WHERE status IN ('pending', 'failed')) AS pending_events,
+       (SELECT count(*) FROM integration.events WHERE status = 'failed') AS retrying_events,
+       (SELECT count(*) FROM integration.events WHERE status = 'dead_letter') AS dead_letters,
+       (SELECT extract(epoch FROM now() - min(created_at))
+          FROM integration.events WHERE status IN ('pending', 'failed')) AS oldest_pending_age_seconds,
+       (SELECT count(*) FROM integration.events
+         WHERE status = 'completed' AND processed_at > now() - interval '1 minute') AS completed_last_minute,
+       (SELECT count(*) FROM integration.held_submissions) AS held_submissions,
+       (SELECT count(*) FROM integration.worker_status) AS workers_running;
+COMMENT ON VIEW dashboard.processing_metrics IS
+  'Queue health: pending and retrying events, dead letters, lag (oldest pending age), throughput, workers.';
