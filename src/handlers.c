@@ -168,6 +168,10 @@ static const char *const status_unmapped_sql =
 "                          AND b.object_type = 'service_request'))"
 " LIMIT 1";
 
+static const char *const open_unmapped_sql =
+"SELECT 1 WHERE $1 IS NOT NULL AND NOT EXISTS"
+"  (SELECT 1 FROM canonical.status_map WHERE operational_status = 'open')";
+
 /* Registered handlers: the call to make for one event. */
 static const char *const custom_lookup_sql =
 "SELECT pg_catalog.format('SELECT %s(e) FROM integration.events e WHERE e.id = $1',"
@@ -196,13 +200,14 @@ enum
 	P_STATUS_UNMAPPED,
 	P_CUSTOM_LOOKUP,
 	P_CUSTOM_LOG,
+	P_OPEN_UNMAPPED,
 	P_COUNT
 };
 
 static const char *const *const plan_sources[P_COUNT] = {
 	&request_integrate_sql, &request_case_sql, &request_canonical_sql,
 	&request_lineage_sql, &request_missing_sql, &status_sync_sql,
-	&status_unmapped_sql, &custom_lookup_sql, &custom_log_sql,
+	&status_unmapped_sql, &custom_lookup_sql, &custom_log_sql, &open_unmapped_sql,
 };
 
 /* Prepared on first use in this backend and kept for its lifetime. */
@@ -268,10 +273,19 @@ el_apply_request_created(Datum *ids, int n)
 	el_run(P_REQUEST_CASE, arr, SPI_OK_INSERT);
 	el_run(P_REQUEST_CANONICAL, arr, SPI_OK_INSERT);
 	if (el_run(P_REQUEST_LINEAGE, arr, SPI_OK_INSERT) < (uint64) n)
+	{
+		el_run(P_OPEN_UNMAPPED, arr, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("no canonical status is mapped for operational status \"open\""),
+					 errdetail("A new case is open, and its canonical object needs the mapped status."),
+					 errhint("Add the mapping to canonical.status_map, then replay the event.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("RequestCreated could not link every request to a case and a canonical object"),
 				 errhint("Check that each request's type and customer exist in the reference data.")));
+	}
 }
 
 static void
