@@ -8,7 +8,7 @@ COMMENT ON SCHEMA reference IS 'Master and reference data used to validate and e
 CREATE TABLE reference.customers (
   id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   code        text NOT NULL UNIQUE CONSTRAINT customers_code_format CHECK (code ~ '^[A-Z0-9][A-Z0-9-]{1,31}$'),
-  name        text NOT NULL CONSTRAINT customers_name_not_blank CHECK (btrim(name) <> '' AND length(name) <= 200),
+  name        text NOT NULL CONSTRAINT customers_name_not_blank CHECK (name ~ '\S' AND length(name) <= 200),
   contact_email text CONSTRAINT customers_contact_email_format CHECK (contact_email ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$'),
   status      text NOT NULL DEFAULT 'active' CONSTRAINT customers_status_valid CHECK (status IN ('active', 'inactive')),
   seeded      boolean NOT NULL DEFAULT false,
@@ -21,7 +21,7 @@ CREATE TABLE reference.agreements (
   id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   customer_id      uuid NOT NULL REFERENCES reference.customers (id),
   agreement_number text NOT NULL UNIQUE,
-  name             text NOT NULL CONSTRAINT agreements_name_not_blank CHECK (btrim(name) <> ''),
+  name             text NOT NULL CONSTRAINT agreements_name_not_blank CHECK (name ~ '\S'),
   valid_from       date NOT NULL,
   valid_to         date,
   status           text NOT NULL DEFAULT 'active' CONSTRAINT agreements_status_valid CHECK (status IN ('active', 'suspended', 'terminated')),

@@ -10,11 +10,11 @@ CREATE TABLE intake.submissions (
   intake_method     text NOT NULL DEFAULT 'portal'
                     CONSTRAINT submissions_intake_method_valid CHECK (intake_method IN ('portal', 'api', 'email', 'phone', 'batch')),
   requester_name    text NOT NULL
-                    CONSTRAINT submissions_requester_name_valid CHECK (btrim(requester_name) <> '' AND length(requester_name) <= 200),
+                    CONSTRAINT submissions_requester_name_valid CHECK (requester_name ~ '\S' AND length(requester_name) <= 200),
   requester_email   text NOT NULL
                     CONSTRAINT submissions_requester_email_valid CHECK (length(requester_email) <= 254 AND requester_email ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$'),
   description       text NOT NULL
-                    CONSTRAINT submissions_description_valid CHECK (btrim(description) <> '' AND length(description) <= 4000),
+                    CONSTRAINT submissions_description_valid CHECK (description ~ '\S' AND length(description) <= 4000),
   request_type_code text NOT NULL REFERENCES reference.request_types (code),
   priority_code     text NOT NULL REFERENCES reference.priorities (code),
   team_code         text NOT NULL REFERENCES reference.teams (code),
@@ -42,7 +42,7 @@ DECLARE
   agr reference.agreements;
   cust reference.customers;
 BEGIN
-  IF NEW.requester_name IS NULL OR btrim(NEW.requester_name) = '' THEN
+  IF NEW.requester_name IS NULL OR NEW.requester_name !~ '\S' THEN
     RAISE EXCEPTION 'requester_name must not be blank'
       USING ERRCODE = 'not_null_violation', COLUMN = 'requester_name',
             HINT = 'Give the name of the person making the request.';
@@ -61,7 +61,7 @@ BEGIN
             HINT = 'Use the form name@example.test.';
   END IF;
 
-  IF NEW.description IS NULL OR btrim(NEW.description) = '' THEN
+  IF NEW.description IS NULL OR NEW.description !~ '\S' THEN
     RAISE EXCEPTION 'description must not be blank'
       USING ERRCODE = 'not_null_violation', COLUMN = 'description',
             HINT = 'Describe what is requested.';

@@ -132,6 +132,7 @@ RETURNS operational.operation_cases
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   c operational.operation_cases;
+  updated integer;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM operational.case_statuses WHERE status = new_status) THEN
     RAISE EXCEPTION 'case status "%" does not exist', new_status
@@ -139,7 +140,7 @@ BEGIN
             DETAIL = format('Known statuses: %s.', (SELECT string_agg(status, ', ' ORDER BY status) FROM operational.case_statuses)),
             HINT = 'See operational.case_statuses.';
   END IF;
-  IF changed_by IS NULL OR btrim(changed_by) = '' THEN
+  IF changed_by IS NULL OR changed_by !~ '\S' THEN
     RAISE EXCEPTION 'changed_by must not be blank'
       USING ERRCODE = 'not_null_violation', HINT = 'Say who changes the case.';
   END IF;
@@ -150,10 +151,11 @@ BEGIN
      SET processing_status = set_case_status.new_status
    WHERE oc.id = set_case_status.case_id
   RETURNING oc.* INTO c;
+  GET DIAGNOSTICS updated = ROW_COUNT;
   PERFORM set_config('operational.changed_by', '', true),
           set_config('operational.change_reason', '', true);
 
-  IF NOT FOUND THEN
+  IF updated = 0 THEN
     RAISE EXCEPTION 'case % does not exist', case_id
       USING ERRCODE = 'no_data_found',
             HINT = 'Cases are opened by the worker once the request is integrated; see operational.operation_cases.';

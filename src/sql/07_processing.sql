@@ -81,7 +81,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   e integration.events;
 BEGIN
-  IF reason IS NULL OR btrim(reason) = '' THEN
+  IF reason IS NULL OR reason !~ '\S' THEN
     RAISE EXCEPTION 'a reason is required to skip an event'
       USING ERRCODE = 'not_null_violation',
             HINT = 'Say why the event may be skipped; it is written to the sync log.';
