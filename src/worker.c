@@ -15,8 +15,11 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/tableam.h"
 #include "access/xact.h"
-#include "commands/dbcommands.h"
+#include "catalog/pg_database.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -82,16 +85,49 @@ el_start_worker(int index, Oid dboid)
 	return handle;
 }
 
+/*
+ * Look the database up by a plain heap scan of pg_database, as the
+ * autovacuum launcher does: a process connected to no database cannot use
+ * catalog indexes before the shared relcache init file exists.
+ */
 static Oid
 el_lookup_database(void)
 {
-	Oid			dboid;
+	Oid			dboid = InvalidOid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	dboid = get_database_oid(el_database, true);
+	(void) GetTransactionSnapshot();
+
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (strcmp(NameStr(db->datname), el_database) == 0)
+		{
+			dboid = db->oid;
+			break;
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+
 	CommitTransactionCommand();
 	return dboid;
+}
+
+/* Stop a worker and wait until it is gone, so its slot is free again. */
+static void
+el_stop_worker(BackgroundWorkerHandle *handle)
+{
+	TerminateBackgroundWorker(handle);
+	(void) WaitForBackgroundWorkerShutdown(handle);
+	pfree(handle);
 }
 
 void
@@ -132,8 +168,7 @@ el_launcher_main(Datum arg)
 			{
 				if (handles[i])
 				{
-					TerminateBackgroundWorker(handles[i]);
-					pfree(handles[i]);
+					el_stop_worker(handles[i]);
 					handles[i] = NULL;
 				}
 			}
@@ -160,11 +195,13 @@ el_launcher_main(Datum arg)
 				pid_t		pid;
 				bool		wanted = i < el_worker_count;
 
-				if (handles[i] &&
-					(!wanted || GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED))
+				if (handles[i] && !wanted)
 				{
-					if (!wanted)
-						TerminateBackgroundWorker(handles[i]);
+					el_stop_worker(handles[i]);
+					handles[i] = NULL;
+				}
+				else if (handles[i] && GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED)
+				{
 					pfree(handles[i]);
 					handles[i] = NULL;
 				}
@@ -203,9 +240,12 @@ el_release_slot(int code, Datum arg)
 	if (my_slot == NULL)
 		return;
 	SpinLockAcquire(&my_slot->mutex);
-	my_slot->pid = 0;
-	my_slot->latch = NULL;
-	my_slot->state = EL_WORKER_STOPPED;
+	if (my_slot->pid == MyProcPid)
+	{
+		my_slot->pid = 0;
+		my_slot->latch = NULL;
+		my_slot->state = EL_WORKER_STOPPED;
+	}
 	SpinLockRelease(&my_slot->mutex);
 	my_slot = NULL;
 }
@@ -219,6 +259,7 @@ el_run_batch(void)
 {
 	ElBatchResult result;
 	TimestampTz start;
+	TimestampTz end;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -243,20 +284,19 @@ el_run_batch(void)
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
+	end = GetCurrentTimestamp();
+	SpinLockAcquire(&my_slot->mutex);
+	my_slot->batches++;
 	if (result.claimed > 0)
 	{
-		TimestampTz end = GetCurrentTimestamp();
-
-		SpinLockAcquire(&my_slot->mutex);
 		my_slot->processed += result.completed;
 		my_slot->failed += result.failed;
 		my_slot->dead_lettered += result.dead_lettered;
-		my_slot->batches++;
 		my_slot->last_batch_at = end;
 		my_slot->last_batch_events = result.claimed;
 		my_slot->last_batch_ms = (double) (end - start) / 1000.0;
-		SpinLockRelease(&my_slot->mutex);
 	}
+	SpinLockRelease(&my_slot->mutex);
 	return result.claimed;
 }
 
@@ -356,8 +396,12 @@ el_worker_main(Datum arg)
 								el_database, index + 1)));
 			reported_missing = false;
 
-			/* A full batch means more is probably waiting: go on at once. */
-			if (claimed >= el_batch_size)
+			/*
+			 * Keep going until a batch finds nothing: more may be waiting,
+			 * and completing an event releases its submission's next one,
+			 * which no commit will announce.
+			 */
+			if (claimed > 0)
 				continue;
 			el_set_state(EL_WORKER_IDLE);
 		}

@@ -129,4 +129,4 @@ RETURNS SETOF record
 CREATE VIEW integration.worker_status AS
   SELECT * FROM integration.worker_status_rows();
 COMMENT ON VIEW integration.worker_status IS
-  'One row per running worker, from shared memory (empty when enterprise_lab is not in shared_preload_libraries).';
+  'One row per running worker, from shared memory (empty when enterprise_lab is not in shared_preload_libraries). batches counts every processing transaction, including those that found nothing to do.';
