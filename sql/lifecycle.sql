@@ -31,7 +31,7 @@ SELECT r.lifecycle_status, c.external_reference, c.processing_status, b.lifecycl
   FROM source_system.service_requests r
   JOIN operational.operation_cases c ON c.service_request_id = r.id
   JOIN canonical.business_objects b ON b.submission_id = r.submission_id;
-SELECT from_type, to_type, relationship FROM canonical.lineage_records ORDER BY id;
+SELECT from_type, to_type, relationship FROM canonical.lineage_records ORDER BY from_type DESC;
 SELECT event_type, action, outcome, message FROM integration.sync_logs ORDER BY id;
 SELECT previous_status, new_status, changed_by, change_reason FROM operational.case_status_history ORDER BY id;
 

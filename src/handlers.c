@@ -99,7 +99,7 @@ static const char *const request_lineage_sql =
 "         ('service_request', ev.request_id, 'operation_case', ev.case_id, 'synchronized_to'),"
 "         ('operation_case', ev.case_id, 'business_object', ev.object_id, 'normalized_to'))"
 "         AS x(from_type, from_id, to_type, to_id, relationship)"
-"  ON CONFLICT (from_type, from_id, to_type, to_id, relationship) DO NOTHING)"
+"  ON CONFLICT (from_id, to_id, relationship) DO NOTHING)"
 "INSERT INTO integration.sync_logs"
 "       (submission_id, event_id, event_type, action, outcome, message, details, attempt)"
 "SELECT ev.submission_id, ev.event_id, 'RequestCreated', 'request_integrated', 'success',"

@@ -22,7 +22,7 @@ CREATE TABLE source_system.service_requests (
   created_at        timestamptz NOT NULL DEFAULT now(),
   integrated_at     timestamptz,
   updated_at        timestamptz NOT NULL DEFAULT now()
-);
+) WITH (fillfactor = 85);  -- room for HOT updates when the request is integrated
 COMMENT ON TABLE source_system.service_requests IS
   'Service requests; lifecycle_status is received until the worker integrates the request (integrated), or failed when its event is dead-lettered.';
 COMMENT ON COLUMN source_system.service_requests.request_number IS 'Deterministic, human-readable number: SR-000001, SR-000002, ...';

@@ -21,7 +21,7 @@ CREATE TABLE integration.events (
   next_attempt_at timestamptz NOT NULL DEFAULT now(),
   last_error      text,
   idempotency_key text,
-  created_at      timestamptz NOT NULL DEFAULT statement_timestamp(),
+  created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
   processed_at    timestamptz,
   CONSTRAINT events_idempotency_key_unique UNIQUE (submission_id, idempotency_key)
 );
@@ -31,8 +31,9 @@ CREATE INDEX events_due_idx ON integration.events (seq)
 -- Per-submission order: "is there an earlier unfinished event?"
 CREATE INDEX events_unfinished_idx ON integration.events (submission_id, seq)
   WHERE status IN ('pending', 'failed', 'dead_letter');
-CREATE INDEX events_submission_idx ON integration.events (submission_id, seq);
-CREATE INDEX events_processed_at_idx ON integration.events (processed_at) WHERE status = 'completed';
+-- Look-ups by submission use the (submission_id, idempotency_key) key.
+-- Every index here is paid for by every event's completion (a status
+-- change touches the partial indexes), so there are no more of them.
 
 COMMENT ON TABLE integration.events IS
   'Integration events (transactional outbox). Processed in seq order per submission by integration.process_events() and the workers.';

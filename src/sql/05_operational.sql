@@ -45,7 +45,6 @@ CREATE TABLE operational.operation_cases (
   status_changed_at  timestamptz NOT NULL DEFAULT now(),
   updated_at         timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX operation_cases_submission_idx ON operational.operation_cases (submission_id);
 CREATE INDEX operation_cases_team_status_idx ON operational.operation_cases (team_code, processing_status);
 COMMENT ON TABLE operational.operation_cases IS
   'One case per service request, opened by the worker. Change its status with operational.set_case_status().';

@@ -33,16 +33,12 @@ CREATE TABLE canonical.business_objects (
   CONSTRAINT business_objects_source_unique UNIQUE (source_system, source_reference),
   CONSTRAINT business_objects_submission_unique UNIQUE (submission_id, object_type)
 );
-CREATE INDEX business_objects_status_idx ON canonical.business_objects (lifecycle_status);
 COMMENT ON TABLE canonical.business_objects IS
   'One canonical object per source record; lifecycle_status follows the operational case through canonical.status_map.';
 COMMENT ON COLUMN canonical.business_objects.last_event_seq IS
   'Sequence number of the last event applied: an older event never overwrites a newer state.';
 
-CREATE SEQUENCE canonical.lineage_record_seq;
-
 CREATE TABLE canonical.lineage_records (
-  id            bigint PRIMARY KEY DEFAULT nextval('canonical.lineage_record_seq'),
   submission_id uuid NOT NULL,
   from_type     text NOT NULL,
   from_id       uuid NOT NULL,
@@ -51,7 +47,8 @@ CREATE TABLE canonical.lineage_records (
   relationship  text NOT NULL,
   event_id      uuid,
   created_at    timestamptz NOT NULL DEFAULT now(),
-  CONSTRAINT lineage_records_edge_unique UNIQUE (from_type, from_id, to_type, to_id, relationship)
+  -- Record ids are uuids, unique across types, so the edge is (from, to, relationship).
+  CONSTRAINT lineage_records_pkey PRIMARY KEY (from_id, to_id, relationship)
 );
 CREATE INDEX lineage_records_submission_idx ON canonical.lineage_records (submission_id);
 COMMENT ON TABLE canonical.lineage_records IS
@@ -60,4 +57,3 @@ COMMENT ON TABLE canonical.lineage_records IS
 SELECT pg_catalog.pg_extension_config_dump('canonical.status_map', 'WHERE NOT seeded');
 SELECT pg_catalog.pg_extension_config_dump('canonical.business_objects', '');
 SELECT pg_catalog.pg_extension_config_dump('canonical.lineage_records', '');
-SELECT pg_catalog.pg_extension_config_dump('canonical.lineage_record_seq', '');

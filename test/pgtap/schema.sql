@@ -13,7 +13,7 @@ SELECT col_is_unique('operational', 'operation_cases', 'service_request_id', 'on
 SELECT col_is_unique('operational', 'operation_cases', 'external_reference', 'case references are unique');
 SELECT col_is_unique('canonical', 'business_objects', ARRAY['source_system', 'source_reference'],
   'one canonical object per source record');
-SELECT col_is_unique('canonical', 'lineage_records', ARRAY['from_type', 'from_id', 'to_type', 'to_id', 'relationship'],
+SELECT col_is_pk('canonical', 'lineage_records', ARRAY['from_id', 'to_id', 'relationship'],
   'one lineage row per edge');
 SELECT col_is_unique('integration', 'events', 'seq', 'event sequence numbers are unique');
 SELECT col_is_unique('integration', 'events', ARRAY['submission_id', 'idempotency_key'],
