@@ -337,7 +337,7 @@ el_process_batch(int max_events, ElBatchResult *result)
 	Datum	   *done;
 	int			ndone = 0;
 	int			n;
-	int			chunk;
+	int			min_chunk;
 	int			rc;
 
 	memset(result, 0, sizeof(*result));
@@ -374,13 +374,14 @@ el_process_batch(int max_events, ElBatchResult *result)
 	 */
 	if (adaptive_chunk <= 0 || adaptive_chunk > el_chunk_size)
 		adaptive_chunk = el_chunk_size;
-	chunk = Max(adaptive_chunk, (n + (EL_MAX_SUBXACTS_PER_BATCH * 3 / 4) - 1) /
-				(EL_MAX_SUBXACTS_PER_BATCH * 3 / 4));
+	min_chunk = (n + (EL_MAX_SUBXACTS_PER_BATCH * 3 / 4) - 1) /
+		(EL_MAX_SUBXACTS_PER_BATCH * 3 / 4);
 
-	for (int start = 0; start < n; start += chunk)
+	for (int start = 0, len = 0; start < n; start += len)
 	{
-		int			len = Min(chunk, n - start);
 		int			subxacts_before = result->subxacts;
+
+		len = Min(Max(adaptive_chunk, min_chunk), n - start);
 
 		el_apply_range(events + start, len, result);
 
