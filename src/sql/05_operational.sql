@@ -38,7 +38,10 @@ CREATE TABLE operational.operation_cases (
   request_type_code  text NOT NULL,
   priority_code      text NOT NULL,
   team_code          text NOT NULL,
-  processing_status  text NOT NULL DEFAULT 'open' REFERENCES operational.case_statuses (status),
+  -- No foreign key to case_statuses: cases start open and move only along
+  -- status_transitions (which references case_statuses), and a key-share
+  -- lock on the shared 'open' row by every worker would create MultiXacts.
+  processing_status  text NOT NULL DEFAULT 'open',
   status_changed_by  text,
   status_change_reason text,
   opened_at          timestamptz NOT NULL DEFAULT now(),
