@@ -272,8 +272,8 @@ el_worker_status(PG_FUNCTION_ARGS)
 	{
 		ElWorkerSlot *slot = &el_shared->workers[i];
 		ElWorkerSlot copy;
-		Datum		values[10];
-		bool		nulls[10] = {0};
+		Datum		values[11];
+		bool		nulls[11] = {0};
 
 		SpinLockAcquire(&slot->mutex);
 		memcpy(&copy, slot, sizeof(copy));
@@ -293,10 +293,11 @@ el_worker_status(PG_FUNCTION_ARGS)
 		if (copy.last_batch_at != 0)
 		{
 			values[8] = TimestampTzGetDatum(copy.last_batch_at);
-			values[9] = Float8GetDatum(copy.last_batch_ms);
+			values[9] = Int32GetDatum(copy.last_batch_events);
+			values[10] = Float8GetDatum(copy.last_batch_ms);
 		}
 		else
-			nulls[8] = nulls[9] = true;
+			nulls[8] = nulls[9] = nulls[10] = true;
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

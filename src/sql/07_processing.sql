@@ -122,7 +122,8 @@ COMMENT ON VIEW integration.held_submissions IS
 CREATE FUNCTION integration.worker_status_rows(
   OUT worker integer, OUT pid integer, OUT state text, OUT events_processed bigint,
   OUT events_failed bigint, OUT events_dead_lettered bigint, OUT batches bigint,
-  OUT started_at timestamptz, OUT last_batch_at timestamptz, OUT last_batch_ms double precision)
+  OUT started_at timestamptz, OUT last_batch_at timestamptz, OUT last_batch_events integer,
+  OUT last_batch_ms double precision)
 RETURNS SETOF record
   AS 'MODULE_PATHNAME', 'el_worker_status' LANGUAGE C VOLATILE;
 
