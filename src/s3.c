@@ -542,7 +542,8 @@ typedef struct ElCurlBody
 	char	   *data;
 	size_t		len;
 	size_t		cap;
-	size_t		max;
+	size_t		max;			/* for a successful response */
+	CURL	   *curl;
 	bool		too_large;
 	bool		out_of_memory;
 } ElCurlBody;
@@ -553,7 +554,13 @@ el_curl_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 	ElCurlBody *body = userdata;
 	size_t		n = size * nmemb;
 
-	if (body->len + n > body->max)
+	size_t		max = body->max;
+	long		status = 0;
+
+	/* An error body may be longer than the object that was expected. */
+	if (curl_easy_getinfo(body->curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status >= 300)
+		max = Max(max, (size_t) EL_S3_MAX_META_BODY);
+	if (body->len + n > max)
 	{
 		body->too_large = true;
 		return 0;
@@ -563,7 +570,7 @@ el_curl_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 		size_t		cap = Max(Max(body->cap * 2, body->len + n), (size_t) 16384);
 		char	   *p;
 
-		cap = Min(cap, body->max);
+		cap = Min(cap, max);
 		p = realloc(body->data, cap);
 		if (p == NULL)
 		{
@@ -721,6 +728,7 @@ el_s3_request(const char *method, const char *key,
 	curl = el_curl_handle();
 	errbuf[0] = '\0';
 	body.max = max_body;
+	body.curl = curl;
 
 	/* From here to curl_slist_free_all() nothing may ereport. */
 	for (int i = 0; i < nlines; i++)
