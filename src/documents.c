@@ -494,9 +494,25 @@ el_s3_put_object(PG_FUNCTION_ARGS)
 
 	/* Remembered first: a cancelled PUT may still have reached S3. */
 	el_remember_object(key, false);
-	el_s3_request("PUT", key, NULL, 0, content_type,
-				  VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content),
-				  1024 * 1024, 0, &r);
+	PG_TRY();
+	{
+		el_s3_request("PUT", key, NULL, 0, content_type,
+					  VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content),
+					  1024 * 1024, 0, &r);
+	}
+	PG_CATCH();
+	{
+		/* Never connected: there is nothing to delete at abort. */
+		if (el_s3_last_failed_to_connect && el_pending != NULL && strcmp(el_pending->key, key) == 0)
+		{
+			ElPendingObject *p = el_pending;
+
+			el_pending = p->next;
+			el_free_object(p);
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (r.etag == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(r.etag));

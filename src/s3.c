@@ -46,6 +46,8 @@ int			el_s3_connect_timeout_ms = 5000;
 int			el_s3_timeout_ms = 60000;
 bool		el_s3_path_style = true;
 
+bool		el_s3_last_failed_to_connect = false;
+
 #define EL_SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
 #define EL_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
 /* Largest response body other than a downloaded object (list pages, errors). */
@@ -712,6 +714,7 @@ el_s3_request(const char *method, const char *key,
 
 	memset(result, 0, sizeof(*result));
 	initStringInfo(&result->body);
+	el_s3_last_failed_to_connect = false;
 	what = key ? psprintf("object \"%s\"", key) : psprintf("bucket \"%s\"", el_s3_bucket);
 
 	el_s3_sign(method, key, query, nquery, content_type ? &ct : NULL, content_type ? 1 : 0,
@@ -786,6 +789,8 @@ el_s3_request(const char *method, const char *key,
 	{
 		int			sqlstate;
 		char	   *msg;
+
+		el_s3_last_failed_to_connect = (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST);
 
 		if (rc == CURLE_ABORTED_BY_CALLBACK && !quiet)
 			CHECK_FOR_INTERRUPTS();

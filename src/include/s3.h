@@ -50,6 +50,9 @@ extern void el_s3_request(const char *method, const char *key,
 						  const char *data, size_t len,
 						  size_t max_body, int flags, ElS3Result *result);
 
+/* Set when the last el_s3_request() could not even connect. */
+extern bool el_s3_last_failed_to_connect;
+
 /* Hex SHA-256 of a buffer (OpenSSL). */
 extern char *el_sha256_hex(const char *data, size_t len);
 
