@@ -872,7 +872,7 @@ el_s3_request(const char *method, const char *key,
  * SQL-callable functions
  * ---------------------------------------------------------------- */
 
-/* Pairs of a jsonb-free interface: parallel text[] of names and values. */
+/* Name/value pairs given as two parallel text[] arrays. */
 static int
 el_text_array_pairs(ArrayType *names, ArrayType *values, ElS3Param **out, const char *what)
 {
