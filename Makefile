@@ -17,7 +17,7 @@ REGRESS      = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
 REGRESS_OPTS = --inputdir=.
 
 PG_CPPFLAGS = -Isrc/include -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
-SHLIB_LINK  = -lcurl -lcrypto -lmicrohttpd -ljwt
+SHLIB_LINK  = -lcurl -lcrypto -lmicrohttpd -ljwt -lxml2
 
 EXTRA_CLEAN = $(DATA_built)
 

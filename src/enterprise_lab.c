@@ -199,6 +199,7 @@ void
 _PG_init(void)
 {
 	el_define_gucs();
+	el_define_document_gucs();
 	MarkGUCPrefixReserved("enterprise_lab");
 
 	RegisterXactCallback(el_xact_callback, NULL);

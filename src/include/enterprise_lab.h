@@ -30,6 +30,9 @@ extern int	el_max_attempts;
 extern int	el_backoff_base_ms;
 extern int	el_backoff_max_ms;
 
+/* documents.c: S3 and document GUCs (enterprise_lab.s3_*, max_document_size) */
+extern void el_define_document_gucs(void);
+
 /* What one call of the processing core did. */
 typedef struct ElBatchResult
 {

@@ -145,10 +145,14 @@ CREATE FUNCTION intake.submit_request(
   customer_id     uuid,
   agreement_id    uuid DEFAULT NULL,
   intake_method   text DEFAULT 'portal',
+  file_name       text DEFAULT NULL,
+  content_type    text DEFAULT NULL,
+  content         bytea DEFAULT NULL,
   OUT submission_id uuid,
   OUT service_request_id uuid,
   OUT request_number text,
-  OUT event_id uuid)
+  OUT event_id uuid,
+  OUT document_id uuid)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   INSERT INTO intake.submissions AS s
@@ -164,6 +168,13 @@ BEGIN
   SELECT e.id INTO event_id
     FROM integration.events e
    WHERE e.submission_id = submit_request.submission_id AND e.event_type = 'RequestCreated';
+
+  -- One optional supporting document, in the same transaction.
+  IF submit_request.file_name IS NOT NULL OR submit_request.content_type IS NOT NULL
+     OR submit_request.content IS NOT NULL THEN
+    document_id := document_repo.upload_document(submit_request.submission_id, submit_request.file_name,
+                                                 submit_request.content_type, submit_request.content);
+  END IF;
 END $$;
-COMMENT ON FUNCTION intake.submit_request(text, text, text, text, text, text, uuid, uuid, text) IS
-  'Submit an intake request: creates the submission, its service request and the RequestCreated event in one transaction.';
+COMMENT ON FUNCTION intake.submit_request(text, text, text, text, text, text, uuid, uuid, text, text, text, bytea) IS
+  'Submit an intake request: creates the submission, its service request and the RequestCreated event in one transaction, and uploads the optional supporting document (file_name, content_type, content) with it.';

@@ -37,7 +37,7 @@ SELECT bag_eq(
         'reference.teams', 'intake.submissions', 'source_system.service_requests', 'integration.events',
         'integration.sync_logs', 'integration.event_handlers', 'operational.operation_cases',
         'operational.case_status_history', 'canonical.status_map', 'canonical.business_objects',
-        'canonical.lineage_records'],
+        'canonical.lineage_records', 'document_repo.documents'],
   'user tables are registered with pg_extension_config_dump');
 
 SELECT ok((SELECT bool_and(short_desc IS NOT NULL AND short_desc <> '') FROM pg_settings
