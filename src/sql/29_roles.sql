@@ -1,0 +1,106 @@
+-- Roles and request identity: the PostgREST model.  A client presents a
+-- JWT; PostgREST (or the built-in gateway) logs in as lab_authenticator,
+-- runs `SET LOCAL ROLE <the token's role claim>` and puts the claims in
+-- request.jwt.claims for one transaction.  The helpers below read both
+-- back, so the api functions and the row-level security policies agree on
+-- who is asking and for which teams.
+
+-- Roles are cluster-wide and outlive the extension: create them only when
+-- absent, so a second database (or CREATE after DROP EXTENSION) reuses them.
+DO $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT * FROM (VALUES
+      ('lab_anon',          'INHERIT',   'enterprise_lab: anonymous requester (reference data, submit, list without e-mail addresses).'),
+      ('lab_operator',      'INHERIT',   'enterprise_lab: operator; reads everything, changes the cases of the teams in its JWT claims.'),
+      ('lab_auditor',       'INHERIT',   'enterprise_lab: auditor; read-only on every table, history and log.'),
+      ('lab_admin',         'INHERIT',   'enterprise_lab: administrator; every team, replays events.'),
+      ('lab_authenticator', 'NOINHERIT', 'enterprise_lab: the role PostgREST logs in as; it may only SET ROLE to the four request roles.'),
+      ('lab_case_writer',   'INHERIT',   'enterprise_lab: owns api.set_case_status, so row-level security applies to case changes.')
+    ) AS v(name, inherit, description)
+  LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r.name) THEN
+      EXECUTE format('CREATE ROLE %I NOLOGIN %s', r.name, r.inherit);
+      EXECUTE format('COMMENT ON ROLE %I IS %L', r.name, r.description);
+    END IF;
+  END LOOP;
+
+  -- PostgREST's authenticator may become any request role and nothing else.
+  FOR r IN SELECT unnest(ARRAY['lab_anon', 'lab_operator', 'lab_auditor', 'lab_admin']) AS name LOOP
+    IF NOT pg_catalog.pg_has_role('lab_authenticator', r.name, 'MEMBER') THEN
+      EXECUTE format('GRANT %I TO lab_authenticator', r.name);
+    END IF;
+  END LOOP;
+END $$;
+
+-- The role the request runs as.  Inside a SECURITY DEFINER function
+-- current_user is the function's owner, but the "role" setting still holds
+-- what SET [LOCAL] ROLE chose (PostgreSQL lets only members set it); a
+-- session that never ran SET ROLE is its own session user.
+CREATE FUNCTION enterprise_lab.request_role() RETURNS name
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE WHEN current_setting('role') = 'none' THEN session_user
+              ELSE current_setting('role')::name END
+$$;
+COMMENT ON FUNCTION enterprise_lab.request_role() IS
+  'The role the request runs as (what SET ROLE chose, else the session user), also inside SECURITY DEFINER functions.';
+
+-- admin > operator > auditor > anon.  USAGE (not MEMBER) so a NOINHERIT
+-- role such as lab_authenticator has no rights until it runs SET ROLE.
+CREATE FUNCTION enterprise_lab.request_access() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE
+           WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = r) THEN 'admin'
+           WHEN pg_has_role(r, 'lab_admin', 'USAGE') THEN 'admin'
+           WHEN pg_has_role(r, 'lab_operator', 'USAGE') THEN 'operator'
+           WHEN pg_has_role(r, 'lab_auditor', 'USAGE') THEN 'auditor'
+           WHEN pg_has_role(r, 'lab_anon', 'USAGE') THEN 'anon'
+         END
+    FROM enterprise_lab.request_role() AS r
+$$;
+COMMENT ON FUNCTION enterprise_lab.request_access() IS
+  'Access level of the request: admin (superusers too), operator, auditor, anon, or NULL for any other role.';
+
+-- PostgREST 10+ sets request.jwt.claims to the token's claims as JSON; an
+-- unset or empty setting means no token (psql, the workers).
+CREATE FUNCTION enterprise_lab.request_claims() RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb, '{}'::jsonb)
+$$;
+COMMENT ON FUNCTION enterprise_lab.request_claims() IS
+  'The JWT claims of the request (request.jwt.claims), or {} without a token.';
+
+CREATE FUNCTION enterprise_lab.request_subject() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(nullif(btrim(c -> 'sub' #>> '{}'), ''), enterprise_lab.request_role()::text)
+    FROM enterprise_lab.request_claims() AS c
+$$;
+COMMENT ON FUNCTION enterprise_lab.request_subject() IS
+  'Who acts: the JWT "sub" claim, else the request role''s name. Recorded as changed_by and submitted_by.';
+
+-- Teams from a "teams" array or a single "team" string; other shapes give none.
+CREATE FUNCTION enterprise_lab.request_teams() RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE
+           WHEN jsonb_typeof(c -> 'teams') = 'array' THEN
+             ARRAY(SELECT e.v #>> '{}' FROM jsonb_array_elements(c -> 'teams') AS e(v)
+                    WHERE jsonb_typeof(e.v) = 'string')
+           WHEN jsonb_typeof(c -> 'team') = 'string' THEN ARRAY[c ->> 'team']
+           ELSE '{}'::text[]
+         END
+    FROM enterprise_lab.request_claims() AS c
+$$;
+COMMENT ON FUNCTION enterprise_lab.request_teams() IS
+  'Teams named in the JWT claims ("teams": [...] or "team": "..."), empty without.';
+
+CREATE FUNCTION enterprise_lab.request_may_change_team(team_code text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE enterprise_lab.request_access()
+           WHEN 'admin' THEN true
+           WHEN 'operator' THEN team_code = ANY (enterprise_lab.request_teams())
+           ELSE false
+         END
+$$;
+COMMENT ON FUNCTION enterprise_lab.request_may_change_team(text) IS
+  'Row-level security predicate: admins may change every team''s cases, operators those of the teams in their claims.';
