@@ -56,7 +56,7 @@ BEGIN
    WHERE id = e.aggregate_id AND e.aggregate_type = 'service_request' AND lifecycle_status = 'failed';
   INSERT INTO integration.sync_logs (submission_id, event_id, event_type, action, outcome, message, details)
   VALUES (e.submission_id, e.id, e.event_type, 'replay_requested', 'success',
-          'event put back to pending by ' || current_user, jsonb_build_object('last_error', e.last_error));
+          'event put back to pending by ' || enterprise_lab.request_subject(), jsonb_build_object('last_error', e.last_error));
   RETURN e;
 END $$;
 COMMENT ON FUNCTION integration.replay_event(uuid) IS

@@ -4,7 +4,7 @@
 -- function.  RESET ROLE returns to the superuser that sets up and checks.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS enterprise_lab;
-SELECT plan(61);
+SELECT plan(62);
 
 -- Two requests of two teams, processed into open cases, and one failed
 -- event (no handler for its type) that can be replayed.
@@ -108,6 +108,8 @@ SELECT results_eq(format($$SELECT processing_status, status_changed_by FROM oper
                   $$VALUES ('open'::text, NULL::text)$$, 'team B''s case is unchanged after the refusal');
 SELECT is((SELECT count(*)::int FROM operational.case_status_history WHERE case_id = :'case_b'), 1,
           'the refusal wrote no history (only the opening row exists)');
+SELECT is((SELECT message FROM integration.sync_logs WHERE event_id = :'failed_event' AND action = 'replay_requested'),
+          'event put back to pending by operator.one', 'the sync log names the JWT subject who replayed the event');
 SELECT results_eq(format($$SELECT previous_status, new_status, changed_by, change_reason
                              FROM operational.case_status_history WHERE case_id = '%s' ORDER BY id DESC LIMIT 1$$, :'case_a'),
                   $$VALUES ('open'::text, 'in_progress'::text, 'operator.one'::text, 'picked up'::text)$$,
