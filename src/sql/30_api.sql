@@ -441,7 +441,7 @@ BEGIN
             HINT = 'Use pending, completed, failed, dead_letter or skipped.';
   END IF;
   RETURN jsonb_build_object('items', coalesce((
-    SELECT jsonb_agg(to_jsonb(f) || jsonb_build_object('payload', f.payload) ORDER BY f.seq DESC)
+    SELECT jsonb_agg(to_jsonb(f) || jsonb_build_object('id', f.event_id) ORDER BY f.seq DESC)
       FROM (SELECT ef.*, e.payload
               FROM dashboard.event_flow ef
               JOIN integration.events e ON e.id = ef.event_id
