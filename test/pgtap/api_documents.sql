@@ -27,7 +27,7 @@ SELECT ok(strpos(:'d'::jsonb #>> '{documents,0}', encode(sha256(decode(:'png', '
           'detail: the metadata carries the SHA-256 of the bytes sent');
 SELECT throws_ok(format($$SELECT api.submit_request(%L::jsonb || jsonb_build_object('document', jsonb_build_object(
                    'file_name', 'report.pdf', 'content_type', 'application/pdf', 'content_base64', %L)))$$, :'body', :'png'),
-                 'a PNG named .pdf is refused');
+                 '22023', NULL, 'a PNG named .pdf is refused (22023)');
 RESET ROLE;
 SELECT is(document_repo.download_document((:'submitted'::jsonb ->> 'document_id')::uuid), decode(:'png', 'base64'),
           'the stored object has the bytes sent');
