@@ -4,7 +4,7 @@
 -- function.  RESET ROLE returns to the superuser that sets up and checks.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS enterprise_lab;
-SELECT plan(62);
+SELECT plan(64);
 
 -- Two requests of two teams, processed into open cases, and one failed
 -- event (no handler for its type) that can be replayed.
@@ -88,6 +88,10 @@ SELECT api.set_case_status(jsonb_build_object('case_id', :'case_a', 'new_status'
 SELECT is(:'moved'::jsonb ->> 'processing_status', 'in_progress', 'operator A: moves a case of team A');
 SELECT is(:'moved'::jsonb ->> 'previous_status', 'open', 'operator A: the answer names the previous status');
 SELECT is(:'moved'::jsonb ->> 'changed_by', 'operator.one', 'operator A: changed_by is the JWT subject');
+SELECT is(api.set_case_status(jsonb_build_object('case_id', :'case_a', 'new_status', 'in_progress')) ->> 'processing_status',
+          'in_progress', 'operator A: repeating a move answers with the case as it is');
+SELECT is((SELECT count(*)::int FROM operational.case_status_history WHERE case_id = :'case_a'), 2,
+          'operator A: a repeated move writes no history');
 SELECT throws_ok(format($$SELECT api.set_case_status('{"case_id": "%s", "new_status": "in_progress"}')$$, :'case_b'),
                  '42501', 'set_case_status: not allowed to change case OC-000002 of team operations',
                  'operator A: changing a case of team B is refused with 42501');
