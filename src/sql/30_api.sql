@@ -120,6 +120,15 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION enterprise_lab.api_not_found(text, uuid) IS 'api helper: raise PT404 (HTTP 404) for a missing object.';
 
+-- Lineage edges of one transaction share created_at: list them in
+-- lifecycle order, request -> case -> canonical object.
+CREATE FUNCTION enterprise_lab.api_lineage_rank(record_type text) RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(array_position(ARRAY['submission', 'service_request', 'operation_case', 'business_object'], record_type), 5)
+$$;
+COMMENT ON FUNCTION enterprise_lab.api_lineage_rank(text) IS
+  'api helper: the position of a record type in the lifecycle, for ordering lineage edges.';
+
 -- Which requester e-mail addresses a request may see: anonymous callers
 -- cannot prove who they are, so they see none.
 CREATE FUNCTION enterprise_lab.api_may_see_emails() RETURNS boolean
@@ -378,6 +387,8 @@ DECLARE
   v_id uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', true);
   emails boolean := enterprise_lab.api_may_see_emails();
   submission jsonb;
+  request jsonb;
+  operational_case jsonb;
   documents jsonb := '[]';
   d record;
   url text;
@@ -404,13 +415,18 @@ BEGIN
     END LOOP;
   END IF;
 
+  SELECT to_jsonb(r), to_jsonb(c) INTO request, operational_case
+    FROM source_system.service_requests r
+    LEFT JOIN operational.operation_cases c ON c.service_request_id = r.id
+   WHERE r.submission_id = v_id;
+
   RETURN jsonb_build_object(
     'submission', submission,
-    'service_request', (SELECT to_jsonb(r) FROM source_system.service_requests r WHERE r.submission_id = v_id),
-    'case', (SELECT to_jsonb(c) FROM operational.operation_cases c WHERE c.submission_id = v_id
-              ORDER BY c.opened_at LIMIT 1),
+    'service_request', request,
+    'case', operational_case,
     'status_history', coalesce((SELECT jsonb_agg(to_jsonb(h) ORDER BY h.id)
-                                  FROM operational.case_status_history h WHERE h.submission_id = v_id), '[]'),
+                                  FROM operational.case_status_history h
+                                 WHERE h.case_id = (operational_case ->> 'id')::uuid), '[]'),
     'canonical', (SELECT to_jsonb(o) FROM canonical.business_objects o
                    WHERE o.submission_id = v_id AND o.object_type = 'service_request'),
     'documents', documents,
@@ -418,7 +434,8 @@ BEGIN
                           FROM integration.events e WHERE e.submission_id = v_id), '[]'),
     'sync_logs', coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.id)
                              FROM integration.sync_logs l WHERE l.submission_id = v_id), '[]'),
-    'lineage', coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.id)
+    'lineage', coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.created_at, enterprise_lab.api_lineage_rank(l.from_type),
+                                          l.from_type, l.to_type, l.relationship)
                            FROM canonical.lineage_records l WHERE l.submission_id = v_id), '[]'));
 END $$;
 COMMENT ON FUNCTION api.submission_detail(jsonb) IS
@@ -485,10 +502,12 @@ BEGIN
     PERFORM enterprise_lab.api_not_found('submission', v_submission);
   END IF;
   RETURN jsonb_build_object('items', coalesce((
-    SELECT jsonb_agg(jsonb_build_object('id', l.id, 'from_type', l.from_type, 'from_id', l.from_id,
+    SELECT jsonb_agg(jsonb_build_object('from_type', l.from_type, 'from_id', l.from_id,
                                         'to_type', l.to_type, 'to_id', l.to_id,
                                         'relationship', l.relationship, 'event_id', l.event_id,
-                                        'created_at', l.created_at) ORDER BY l.id)
+                                        'created_at', l.created_at)
+                     ORDER BY l.created_at, enterprise_lab.api_lineage_rank(l.from_type),
+                              l.from_type, l.to_type, l.relationship)
       FROM canonical.lineage_records l WHERE l.submission_id = v_submission), '[]'));
 END $$;
 COMMENT ON FUNCTION api.lineage(jsonb) IS
