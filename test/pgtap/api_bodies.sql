@@ -4,7 +4,7 @@
 -- Each call runs as PostgREST would: SET LOCAL ROLE, claims, function.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS enterprise_lab;
-SELECT plan(72);
+SELECT plan(74);
 
 SELECT submission_id AS sub FROM intake.submit_request('Ann Example', 'ann@example.test', 'Existing request',
   'incident', 'high', 'service_desk', '10000000-0000-4000-8000-000000000001') \gset
@@ -162,6 +162,10 @@ SELECT is(jsonb_array_length(api.submissions('{"limit": 1, "offset": 1}') -> 'it
 SELECT is((api.submissions('{"limit": 1}') ->> 'total')::int, 3, 'submissions: total counts every match, not the page');
 SELECT is((api.submissions('{"status": "rejected"}') ->> 'total')::int, 1, 'submissions: status filters on the case status');
 SELECT is((api.submissions('{"team": "operations"}') ->> 'total')::int, 0, 'submissions: team filters');
+SELECT is((api.submissions($j${"status": "x' OR '1'='1", "team": "') OR true --"}$j$) ->> 'total')::int, 0,
+          'submissions: SQL in the filters is a value to compare, not SQL');
+SELECT is((api.submissions('{"status": "rejected", "team": "service_desk", "q": "existing"}') ->> 'total')::int, 1,
+          'submissions: status, team and q combine');
 SELECT throws_ok($$SELECT api.submission_detail('{}')$$, '23502', 'submission_detail: submission_id is required',
                  'submission_detail: a missing id is 23502');
 SELECT throws_ok($$SELECT api.submission_detail('{"submission_id": "00000000-0000-4000-8000-000000000000"}')$$, 'PT404',
