@@ -409,14 +409,11 @@ BEGIN
     PERFORM enterprise_lab.api_not_found('submission', v_id);
   END IF;
 
-  -- Builds without the document_repo boundary have no documents to show.
-  IF to_regclass('document_repo.documents') IS NOT NULL THEN
-    FOR d IN SELECT to_jsonb(x) AS doc, x.id FROM document_repo.documents x
-              WHERE x.submission_id = v_id ORDER BY to_jsonb(x) ->> 'uploaded_at', x.id LOOP
-      url := CASE WHEN d.doc ->> 'status' = 'stored' THEN document_repo.presigned_url(d.id, interval '15 minutes') END;
-      documents := documents || jsonb_build_array(d.doc || jsonb_build_object('download_url', url));
-    END LOOP;
-  END IF;
+  FOR d IN SELECT to_jsonb(x) AS doc, x.id, x.status FROM document_repo.documents x
+            WHERE x.submission_id = v_id ORDER BY x.uploaded_at, x.id LOOP
+    url := CASE WHEN d.status = 'stored' THEN document_repo.presigned_url(d.id, interval '15 minutes') END;
+    documents := documents || jsonb_build_array(d.doc || jsonb_build_object('download_url', url));
+  END LOOP;
 
   SELECT to_jsonb(r), to_jsonb(c) INTO request, operational_case
     FROM source_system.service_requests r
