@@ -230,6 +230,23 @@ el_plan(int which)
 	return plans[which];
 }
 
+/*
+ * Forget the prepared plans so the next use prepares them again.  A plan a
+ * worker keeps was chosen for the table sizes of when it was made; tables
+ * that start empty grow fast, and autovacuum's ANALYZE (which invalidates
+ * plans) may come only a minute later.
+ */
+void
+el_forget_handler_plans(void)
+{
+	for (int i = 0; i < P_COUNT; i++)
+	{
+		if (plans[i])
+			SPI_freeplan(plans[i]);
+		plans[i] = NULL;
+	}
+}
+
 static uint64
 el_run(int which, Datum arg, int expected_rc)
 {

@@ -65,6 +65,9 @@ static SPIPlanPtr fail_plan = NULL;
  */
 static int	adaptive_chunk = 0;
 
+/* Batches this backend has run (for re-planning, see el_process_batch). */
+static uint64 batches_run = 0;
+
 static SPIPlanPtr
 el_keep_plan(const char *sql, int nargs, Oid *argtypes)
 {
@@ -341,6 +344,20 @@ el_process_batch(int max_events, ElBatchResult *result)
 	int			rc;
 
 	memset(result, 0, sizeof(*result));
+
+	/*
+	 * Plan again after 1, 2, 4, ... batches and then every 1024: cheap, and
+	 * it keeps the plans fitted to tables that grow from empty (see
+	 * el_forget_handler_plans).
+	 */
+	batches_run++;
+	if ((batches_run & (batches_run - 1)) == 0 || batches_run % 1024 == 0)
+	{
+		el_forget_handler_plans();
+		if (claim_plan)
+			SPI_freeplan(claim_plan);
+		claim_plan = NULL;
+	}
 	el_prepare_core_plans();
 
 	rc = SPI_execute_plan(claim_plan, &limit, NULL, false, 0);

@@ -50,6 +50,7 @@ extern void el_process_batch(int max_events, ElBatchResult *result);
 /* handlers.c: built-in handlers, applied set-based to a chunk of events */
 extern bool el_is_builtin_event_type(const char *event_type);
 extern void el_apply_chunk(Datum *event_ids, char **event_types, int n);
+extern void el_forget_handler_plans(void);
 
 /* Per-worker state in shared memory (enterprise_lab.c) */
 typedef enum ElWorkerState
