@@ -95,7 +95,7 @@ SELECT jobname, schedule, command
 
 -- status(): one jsonb document.  This database has no workers and no pg_cron.
 SELECT jsonb_object_keys(enterprise_lab.status()) AS key ORDER BY 1;
-SELECT s -> 'version' AS version, (s -> 'events') - 'oldest_pending_age_seconds' AS events,
+SELECT s ->> 'version' = (SELECT default_version FROM pg_available_extensions WHERE name = 'enterprise_lab') AS current_version, (s -> 'events') - 'oldest_pending_age_seconds' AS events,
        s #> '{workers,serving_this_database}' AS workers_here, s -> 'scheduled_jobs' AS jobs, s -> 'event_retention_seconds' AS retention
   FROM enterprise_lab.status() AS s;
 

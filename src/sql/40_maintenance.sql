@@ -83,7 +83,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     ('enterprise_lab.sla_escalation', sla_schedule, 'SELECT operational.escalate_sla_breaches()'))
     AS j(jobname, schedule, command)
   UNION ALL
-  SELECT 'enterprise_lab.storage_reconciliation', reconcile_schedule, 'SELECT document_repo.reconcile_storage()'
+  SELECT 'enterprise_lab.storage_reconciliation', reconcile_schedule, 'SELECT count(*) FROM document_repo.reconcile_storage()'
    WHERE pg_catalog.to_regproc('document_repo.reconcile_storage') IS NOT NULL
   UNION ALL
   SELECT 'enterprise_lab.process_events', processing_schedule,
