@@ -1,0 +1,1000 @@
+-- enterprise_lab: the extension's own schema (administration, shared helpers).
+-- The install script is assembled from the files of src/sql/ in name order,
+-- one file per system boundary, in lifecycle order.
+
+\echo Use "CREATE EXTENSION enterprise_lab" to load this file. \quit
+
+CREATE SCHEMA enterprise_lab;
+COMMENT ON SCHEMA enterprise_lab IS
+  'Administration of the enterprise_lab extension: status, maintenance, demo data.';
+
+CREATE FUNCTION enterprise_lab.touch_updated_at() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  NEW.updated_at := now();
+  RETURN NEW;
+END $$;
+COMMENT ON FUNCTION enterprise_lab.touch_updated_at() IS
+  'Trigger: keeps updated_at current on every UPDATE.';
+
+-- Rows the install script adds are "seeded": pg_dump skips them (CREATE
+-- EXTENSION recreates them) and dumps everything a user added or changed.
+CREATE FUNCTION enterprise_lab.mark_user_modified() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NEW IS DISTINCT FROM OLD THEN
+    NEW.seeded := false;
+  END IF;
+  RETURN NEW;
+END $$;
+COMMENT ON FUNCTION enterprise_lab.mark_user_modified() IS
+  'Trigger: a changed seeded row becomes user data, so pg_dump keeps it.';
+-- reference: master data the intake form chooses from (customers, their
+-- agreements, request types, priorities, teams).  Small, rarely written
+-- tables: with Citus they become reference tables, copied to every node.
+
+CREATE SCHEMA reference;
+COMMENT ON SCHEMA reference IS 'Master and reference data used to validate and enrich intake requests.';
+
+CREATE TABLE reference.customers (
+  id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  code        text NOT NULL UNIQUE CONSTRAINT customers_code_format CHECK (code ~ '^[A-Z0-9][A-Z0-9-]{1,31}$'),
+  name        text NOT NULL CONSTRAINT customers_name_not_blank CHECK (name ~ '\S' AND length(name) <= 200),
+  contact_email text CONSTRAINT customers_contact_email_format CHECK (contact_email ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$'),
+  status      text NOT NULL DEFAULT 'active' CONSTRAINT customers_status_valid CHECK (status IN ('active', 'inactive')),
+  seeded      boolean NOT NULL DEFAULT false,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE reference.customers IS 'Customers that may submit requests.';
+
+CREATE TABLE reference.agreements (
+  id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  customer_id      uuid NOT NULL REFERENCES reference.customers (id),
+  agreement_number text NOT NULL UNIQUE,
+  name             text NOT NULL CONSTRAINT agreements_name_not_blank CHECK (name ~ '\S'),
+  valid_from       date NOT NULL,
+  valid_to         date,
+  status           text NOT NULL DEFAULT 'active' CONSTRAINT agreements_status_valid CHECK (status IN ('active', 'suspended', 'terminated')),
+  seeded           boolean NOT NULL DEFAULT false,
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  updated_at       timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT agreements_validity CHECK (valid_to IS NULL OR valid_to >= valid_from),
+  UNIQUE (id, customer_id)
+);
+CREATE INDEX agreements_customer_idx ON reference.agreements (customer_id);
+COMMENT ON TABLE reference.agreements IS 'Service agreements; each belongs to one customer and is valid for a period.';
+
+CREATE TABLE reference.request_types (
+  code               text PRIMARY KEY CONSTRAINT request_types_code_format CHECK (code ~ '^[a-z][a-z0-9_]{1,39}$'),
+  name               text NOT NULL,
+  canonical_category text NOT NULL,
+  description        text,
+  active             boolean NOT NULL DEFAULT true,
+  seeded             boolean NOT NULL DEFAULT false,
+  created_at         timestamptz NOT NULL DEFAULT now(),
+  updated_at         timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE reference.request_types IS 'Kinds of request, each mapped to an enterprise (canonical) category.';
+
+CREATE TABLE reference.priorities (
+  code       text PRIMARY KEY,
+  name       text NOT NULL,
+  rank       integer NOT NULL UNIQUE,
+  seeded     boolean NOT NULL DEFAULT false,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE reference.priorities IS 'Request priorities, most urgent first by rank.';
+
+CREATE TABLE reference.teams (
+  code       text PRIMARY KEY CONSTRAINT teams_code_format CHECK (code ~ '^[a-z][a-z0-9_]{1,39}$'),
+  name       text NOT NULL,
+  email      text,
+  active     boolean NOT NULL DEFAULT true,
+  seeded     boolean NOT NULL DEFAULT false,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE reference.teams IS 'Teams that work operational cases.';
+
+DO $$
+DECLARE t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['customers', 'agreements', 'request_types', 'priorities', 'teams'] LOOP
+    EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON reference.%I
+                    FOR EACH ROW EXECUTE FUNCTION enterprise_lab.mark_user_modified()', t || '_10_user_modified', t);
+    EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON reference.%I
+                    FOR EACH ROW EXECUTE FUNCTION enterprise_lab.touch_updated_at()', t || '_20_touch', t);
+  END LOOP;
+END $$;
+
+-- Generic example data (example.test addresses only).
+INSERT INTO reference.customers (id, code, name, contact_email, status, seeded) VALUES
+  ('10000000-0000-4000-8000-000000000001', 'NORTHWIND', 'Northwind Components', 'service@northwind.example.test', 'active', true),
+  ('10000000-0000-4000-8000-000000000002', 'BLUEHARBOR', 'Blue Harbor Logistics', 'desk@blueharbor.example.test', 'active', true),
+  ('10000000-0000-4000-8000-000000000003', 'ACME-LABS', 'Acme Labs', 'it@acmelabs.example.test', 'active', true),
+  ('10000000-0000-4000-8000-000000000004', 'OLDCO', 'Oldco Holdings', 'contact@oldco.example.test', 'inactive', true);
+
+INSERT INTO reference.agreements (id, customer_id, agreement_number, name, valid_from, valid_to, status, seeded) VALUES
+  ('20000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000001', 'AGR-NW-001', 'Northwind managed services', '2024-01-01', NULL, 'active', true),
+  ('20000000-0000-4000-8000-000000000002', '10000000-0000-4000-8000-000000000001', 'AGR-NW-002', 'Northwind project support', '2024-01-01', '2024-12-31', 'active', true),
+  ('20000000-0000-4000-8000-000000000003', '10000000-0000-4000-8000-000000000002', 'AGR-BH-001', 'Blue Harbor operations', '2024-06-01', NULL, 'active', true),
+  ('20000000-0000-4000-8000-000000000004', '10000000-0000-4000-8000-000000000003', 'AGR-AL-001', 'Acme Labs service desk', '2025-01-01', NULL, 'active', true),
+  ('20000000-0000-4000-8000-000000000005', '10000000-0000-4000-8000-000000000003', 'AGR-AL-002', 'Acme Labs suspended pilot', '2025-01-01', NULL, 'suspended', true);
+
+INSERT INTO reference.request_types (code, name, canonical_category, description, seeded) VALUES
+  ('access_request', 'Access request', 'access', 'Grant or revoke access to a system.', true),
+  ('incident', 'Incident', 'incident', 'Something is broken or degraded.', true),
+  ('service_change', 'Service change', 'change', 'Change a configuration or a service.', true),
+  ('information_request', 'Information request', 'information', 'A question or a report request.', true),
+  ('document_review', 'Document review', 'review', 'Review a supplied document.', true);
+
+INSERT INTO reference.priorities (code, name, rank, seeded) VALUES
+  ('critical', 'Critical', 1, true),
+  ('high', 'High', 2, true),
+  ('medium', 'Medium', 3, true),
+  ('low', 'Low', 4, true);
+
+INSERT INTO reference.teams (code, name, email, seeded) VALUES
+  ('service_desk', 'Service Desk', 'service-desk@example.test', true),
+  ('operations', 'Operations', 'operations@example.test', true),
+  ('finance_ops', 'Finance Operations', 'finance-ops@example.test', true),
+  ('security', 'Security', 'security@example.test', true);
+
+SELECT pg_catalog.pg_extension_config_dump('reference.customers', 'WHERE NOT seeded');
+SELECT pg_catalog.pg_extension_config_dump('reference.agreements', 'WHERE NOT seeded');
+SELECT pg_catalog.pg_extension_config_dump('reference.request_types', 'WHERE NOT seeded');
+SELECT pg_catalog.pg_extension_config_dump('reference.priorities', 'WHERE NOT seeded');
+SELECT pg_catalog.pg_extension_config_dump('reference.teams', 'WHERE NOT seeded');
+-- intake: raw requests as they were received (portal, API, e-mail, ...).
+-- A submission's id is the root key of its whole lifecycle: every later
+-- table carries it as submission_id (see docs/architecture.md, Scale-out).
+
+CREATE SCHEMA intake;
+COMMENT ON SCHEMA intake IS 'Raw intake requests, validated against the reference data.';
+
+CREATE TABLE intake.submissions (
+  id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  intake_method     text NOT NULL DEFAULT 'portal'
+                    CONSTRAINT submissions_intake_method_valid CHECK (intake_method IN ('portal', 'api', 'email', 'phone', 'batch')),
+  requester_name    text NOT NULL
+                    CONSTRAINT submissions_requester_name_valid CHECK (requester_name ~ '\S' AND length(requester_name) <= 200),
+  requester_email   text NOT NULL
+                    CONSTRAINT submissions_requester_email_valid CHECK (length(requester_email) <= 254 AND requester_email ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$'),
+  description       text NOT NULL
+                    CONSTRAINT submissions_description_valid CHECK (description ~ '\S' AND length(description) <= 4000),
+  request_type_code text NOT NULL REFERENCES reference.request_types (code),
+  priority_code     text NOT NULL REFERENCES reference.priorities (code),
+  team_code         text NOT NULL REFERENCES reference.teams (code),
+  customer_id       uuid NOT NULL REFERENCES reference.customers (id),
+  agreement_id      uuid,
+  status            text NOT NULL DEFAULT 'received'
+                    CONSTRAINT submissions_status_valid CHECK (status IN ('received', 'withdrawn')),
+  submitted_by      text NOT NULL DEFAULT current_user,
+  submitted_at      timestamptz NOT NULL DEFAULT now(),
+  updated_at        timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT submissions_agreement_of_customer
+    FOREIGN KEY (agreement_id, customer_id) REFERENCES reference.agreements (id, customer_id)
+);
+CREATE INDEX submissions_submitted_at_idx ON intake.submissions (submitted_at DESC);
+CREATE INDEX submissions_customer_idx ON intake.submissions (customer_id);
+COMMENT ON TABLE intake.submissions IS
+  'Raw intake requests. Inserting one creates its source_system.service_requests row in the same transaction.';
+COMMENT ON COLUMN intake.submissions.id IS 'Root key of the request''s whole lifecycle (submission_id everywhere else).';
+
+-- Friendly validation: the same rules as the constraints above, but each
+-- failure names the field, says what was given and what would be accepted.
+CREATE FUNCTION intake.validate_submission() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  agr reference.agreements;
+  cust reference.customers;
+BEGIN
+  IF NEW.requester_name IS NULL OR NEW.requester_name !~ '\S' THEN
+    RAISE EXCEPTION 'requester_name must not be blank'
+      USING ERRCODE = 'not_null_violation', COLUMN = 'requester_name',
+            HINT = 'Give the name of the person making the request.';
+  ELSIF length(NEW.requester_name) > 200 THEN
+    RAISE EXCEPTION 'requester_name is too long'
+      USING ERRCODE = 'string_data_right_truncation', COLUMN = 'requester_name',
+            DETAIL = format('It has %s characters; the limit is 200.', length(NEW.requester_name));
+  END IF;
+
+  IF NEW.requester_email IS NULL
+     OR length(NEW.requester_email) > 254
+     OR NEW.requester_email !~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$' THEN
+    RAISE EXCEPTION 'requester_email is not a valid e-mail address'
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'requester_email',
+            DETAIL = format('The value given was %s.', coalesce(quote_literal(left(NEW.requester_email, 100)), 'NULL')),
+            HINT = 'Use the form name@example.test.';
+  END IF;
+
+  IF NEW.description IS NULL OR NEW.description !~ '\S' THEN
+    RAISE EXCEPTION 'description must not be blank'
+      USING ERRCODE = 'not_null_violation', COLUMN = 'description',
+            HINT = 'Describe what is requested.';
+  ELSIF length(NEW.description) > 4000 THEN
+    RAISE EXCEPTION 'description is too long'
+      USING ERRCODE = 'string_data_right_truncation', COLUMN = 'description',
+            DETAIL = format('It has %s characters; the limit is 4000.', length(NEW.description));
+  END IF;
+
+  IF NOT EXISTS (SELECT 1 FROM reference.request_types WHERE code = NEW.request_type_code AND active) THEN
+    RAISE EXCEPTION 'request_type "%" does not exist', NEW.request_type_code
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'request_type_code',
+            DETAIL = format('Known request types: %s.', (SELECT string_agg(code, ', ' ORDER BY code) FROM reference.request_types WHERE active)),
+            HINT = 'Choose one of reference.request_types.';
+  END IF;
+
+  IF NOT EXISTS (SELECT 1 FROM reference.priorities WHERE code = NEW.priority_code) THEN
+    RAISE EXCEPTION 'priority "%" does not exist', NEW.priority_code
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'priority_code',
+            DETAIL = format('Known priorities: %s.', (SELECT string_agg(code, ', ' ORDER BY rank) FROM reference.priorities)),
+            HINT = 'Choose one of reference.priorities.';
+  END IF;
+
+  IF NOT EXISTS (SELECT 1 FROM reference.teams WHERE code = NEW.team_code AND active) THEN
+    RAISE EXCEPTION 'team "%" does not exist', NEW.team_code
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'team_code',
+            DETAIL = format('Known teams: %s.', (SELECT string_agg(code, ', ' ORDER BY code) FROM reference.teams WHERE active)),
+            HINT = 'Choose one of reference.teams.';
+  END IF;
+
+  SELECT * INTO cust FROM reference.customers WHERE id = NEW.customer_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'customer % does not exist', coalesce(NEW.customer_id::text, 'NULL')
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'customer_id',
+            HINT = 'Choose a customer id from reference.customers.';
+  ELSIF cust.status <> 'active' THEN
+    RAISE EXCEPTION 'customer % (%) is not active', cust.code, NEW.customer_id
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'customer_id',
+            DETAIL = format('Its status is %s.', cust.status);
+  END IF;
+
+  IF NEW.agreement_id IS NOT NULL THEN
+    SELECT * INTO agr FROM reference.agreements WHERE id = NEW.agreement_id;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'agreement % does not exist', NEW.agreement_id
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'agreement_id',
+              HINT = 'Choose an agreement id from reference.agreements, or leave it empty.';
+    ELSIF agr.customer_id <> NEW.customer_id THEN
+      RAISE EXCEPTION 'agreement % belongs to another customer', agr.agreement_number
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'agreement_id',
+              DETAIL = format('Agreement %s is not an agreement of customer %s.', agr.agreement_number, cust.code),
+              HINT = 'Choose one of the customer''s own agreements.';
+    ELSIF agr.status <> 'active' THEN
+      RAISE EXCEPTION 'agreement % is not active', agr.agreement_number
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'agreement_id',
+              DETAIL = format('Its status is %s.', agr.status);
+    ELSIF current_date < agr.valid_from OR (agr.valid_to IS NOT NULL AND current_date > agr.valid_to) THEN
+      RAISE EXCEPTION 'agreement % is not valid today', agr.agreement_number
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'agreement_id',
+              DETAIL = format('It is valid from %s to %s.', agr.valid_from, coalesce(agr.valid_to::text, 'open end'));
+    END IF;
+  END IF;
+
+  RETURN NEW;
+END $$;
+
+CREATE TRIGGER submissions_10_validate BEFORE INSERT ON intake.submissions
+  FOR EACH ROW EXECUTE FUNCTION intake.validate_submission();
+CREATE TRIGGER submissions_20_touch BEFORE UPDATE ON intake.submissions
+  FOR EACH ROW EXECUTE FUNCTION enterprise_lab.touch_updated_at();
+
+SELECT pg_catalog.pg_extension_config_dump('intake.submissions', '');
+
+CREATE FUNCTION intake.submit_request(
+  requester_name  text,
+  requester_email text,
+  description     text,
+  request_type    text,
+  priority        text,
+  team            text,
+  customer_id     uuid,
+  agreement_id    uuid DEFAULT NULL,
+  intake_method   text DEFAULT 'portal',
+  OUT submission_id uuid,
+  OUT service_request_id uuid,
+  OUT request_number text,
+  OUT event_id uuid)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  INSERT INTO intake.submissions AS s
+         (intake_method, requester_name, requester_email, description,
+          request_type_code, priority_code, team_code, customer_id, agreement_id)
+  VALUES (submit_request.intake_method, submit_request.requester_name, submit_request.requester_email,
+          submit_request.description, submit_request.request_type, submit_request.priority,
+          submit_request.team, submit_request.customer_id, submit_request.agreement_id)
+  RETURNING s.id INTO submission_id;
+
+  SELECT r.id, r.request_number INTO service_request_id, request_number
+    FROM source_system.service_requests r WHERE r.submission_id = submit_request.submission_id;
+  SELECT e.id INTO event_id
+    FROM integration.events e
+   WHERE e.submission_id = submit_request.submission_id AND e.event_type = 'RequestCreated';
+END $$;
+COMMENT ON FUNCTION intake.submit_request(text, text, text, text, text, text, uuid, uuid, text) IS
+  'Submit an intake request: creates the submission, its service request and the RequestCreated event in one transaction.';
+-- source_system: the first internal system of record.  One service request
+-- per submission, created by a trigger in the submission's transaction.
+
+CREATE SCHEMA source_system;
+COMMENT ON SCHEMA source_system IS 'The system of record for service requests.';
+
+CREATE SEQUENCE source_system.request_number_seq;
+
+CREATE TABLE source_system.service_requests (
+  id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  submission_id     uuid NOT NULL UNIQUE REFERENCES intake.submissions (id),
+  request_number    text NOT NULL UNIQUE,
+  source_system     text NOT NULL DEFAULT 'intake_portal',
+  request_type_code text NOT NULL REFERENCES reference.request_types (code),
+  priority_code     text NOT NULL REFERENCES reference.priorities (code),
+  team_code         text NOT NULL REFERENCES reference.teams (code),
+  customer_id       uuid NOT NULL REFERENCES reference.customers (id),
+  agreement_id      uuid REFERENCES reference.agreements (id),
+  summary           text NOT NULL,
+  lifecycle_status  text NOT NULL DEFAULT 'received'
+                    CONSTRAINT service_requests_lifecycle_status_valid CHECK (lifecycle_status IN ('received', 'integrated', 'failed')),
+  created_at        timestamptz NOT NULL DEFAULT now(),
+  integrated_at     timestamptz,
+  updated_at        timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE source_system.service_requests IS
+  'Service requests; lifecycle_status is received until the worker integrates the request (integrated), or failed when its event is dead-lettered.';
+COMMENT ON COLUMN source_system.service_requests.request_number IS 'Deterministic, human-readable number: SR-000001, SR-000002, ...';
+
+CREATE FUNCTION source_system.create_service_request() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  INSERT INTO source_system.service_requests
+         (submission_id, request_number, request_type_code, priority_code, team_code,
+          customer_id, agreement_id, summary)
+  VALUES (NEW.id,
+          'SR-' || lpad(nextval('source_system.request_number_seq')::text, 6, '0'),
+          NEW.request_type_code, NEW.priority_code, NEW.team_code,
+          NEW.customer_id, NEW.agreement_id,
+          left(regexp_replace(btrim(NEW.description), '\s+', ' ', 'g'), 120));
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER submissions_30_create_service_request AFTER INSERT ON intake.submissions
+  FOR EACH ROW EXECUTE FUNCTION source_system.create_service_request();
+
+-- The outbox: the event commits with the request or not at all.
+CREATE FUNCTION source_system.enqueue_request_created() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  INSERT INTO integration.events
+         (submission_id, event_type, source_system, aggregate_type, aggregate_id, payload)
+  VALUES (NEW.submission_id, 'RequestCreated', NEW.source_system, 'service_request', NEW.id,
+          jsonb_build_object('service_request_id', NEW.id,
+                             'request_number', NEW.request_number,
+                             'request_type', NEW.request_type_code,
+                             'priority', NEW.priority_code,
+                             'team', NEW.team_code,
+                             'customer_id', NEW.customer_id,
+                             'agreement_id', NEW.agreement_id));
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER service_requests_10_enqueue AFTER INSERT ON source_system.service_requests
+  FOR EACH ROW EXECUTE FUNCTION source_system.enqueue_request_created();
+
+SELECT pg_catalog.pg_extension_config_dump('source_system.service_requests', '');
+SELECT pg_catalog.pg_extension_config_dump('source_system.request_number_seq', '');
+-- integration: the transactional outbox (events), what processing did
+-- (sync logs), and the handlers registered for custom event types.
+
+CREATE SCHEMA integration;
+COMMENT ON SCHEMA integration IS 'Integration events (the outbox), their processing outcomes, handlers and workers.';
+
+CREATE SEQUENCE integration.event_seq;
+
+CREATE TABLE integration.events (
+  id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  seq             bigint NOT NULL UNIQUE DEFAULT nextval('integration.event_seq'),
+  submission_id   uuid NOT NULL,
+  event_type      text NOT NULL CONSTRAINT events_event_type_format CHECK (event_type ~ '^[A-Za-z][A-Za-z0-9_.]{0,99}$'),
+  source_system   text NOT NULL,
+  aggregate_type  text NOT NULL,
+  aggregate_id    uuid NOT NULL,
+  payload         jsonb NOT NULL DEFAULT '{}',
+  status          text NOT NULL DEFAULT 'pending'
+                  CONSTRAINT events_status_valid CHECK (status IN ('pending', 'completed', 'failed', 'dead_letter', 'skipped')),
+  attempts        integer NOT NULL DEFAULT 0 CONSTRAINT events_attempts_not_negative CHECK (attempts >= 0),
+  next_attempt_at timestamptz NOT NULL DEFAULT now(),
+  last_error      text,
+  idempotency_key text,
+  created_at      timestamptz NOT NULL DEFAULT statement_timestamp(),
+  processed_at    timestamptz,
+  CONSTRAINT events_idempotency_key_unique UNIQUE (submission_id, idempotency_key)
+);
+-- The claim walks this index oldest first.
+CREATE INDEX events_due_idx ON integration.events (seq)
+  WHERE status IN ('pending', 'failed');
+-- Per-submission order: "is there an earlier unfinished event?"
+CREATE INDEX events_unfinished_idx ON integration.events (submission_id, seq)
+  WHERE status IN ('pending', 'failed', 'dead_letter');
+CREATE INDEX events_submission_idx ON integration.events (submission_id, seq);
+CREATE INDEX events_processed_at_idx ON integration.events (processed_at) WHERE status = 'completed';
+
+COMMENT ON TABLE integration.events IS
+  'Integration events (transactional outbox). Processed in seq order per submission by integration.process_events() and the workers.';
+COMMENT ON COLUMN integration.events.submission_id IS
+  'Root key and ordering key: events of one submission are applied one at a time, in seq order.';
+COMMENT ON COLUMN integration.events.status IS
+  'pending, completed, failed (awaiting retry at next_attempt_at), dead_letter (holds later events of its submission), skipped.';
+
+CREATE FUNCTION integration.wake_workers_at_commit() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'el_wake_workers_at_commit' LANGUAGE C;
+COMMENT ON FUNCTION integration.wake_workers_at_commit() IS
+  'Trigger: sets the workers'' latches when the enqueuing transaction commits.';
+
+CREATE TRIGGER events_wake_workers AFTER INSERT ON integration.events
+  FOR EACH STATEMENT EXECUTE FUNCTION integration.wake_workers_at_commit();
+
+CREATE SEQUENCE integration.sync_log_seq;
+
+CREATE TABLE integration.sync_logs (
+  id            bigint PRIMARY KEY DEFAULT nextval('integration.sync_log_seq'),
+  submission_id uuid NOT NULL,
+  event_id      uuid,
+  event_type    text NOT NULL,
+  action        text NOT NULL,
+  outcome       text NOT NULL CONSTRAINT sync_logs_outcome_valid CHECK (outcome IN ('success', 'failure')),
+  message       text NOT NULL,
+  details       jsonb NOT NULL DEFAULT '{}',
+  attempt       integer,
+  created_at    timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX sync_logs_submission_idx ON integration.sync_logs (submission_id, id);
+CREATE INDEX sync_logs_event_idx ON integration.sync_logs (event_id);
+COMMENT ON TABLE integration.sync_logs IS
+  'One row per processing outcome: success (what was synchronized) or failure (the error, and whether it will be retried).';
+
+CREATE TABLE integration.event_handlers (
+  event_type  text PRIMARY KEY
+              CONSTRAINT event_handlers_not_builtin CHECK (event_type NOT IN ('RequestCreated', 'OperationalCaseStatusChanged')),
+  handler     regprocedure NOT NULL,
+  description text,
+  enabled     boolean NOT NULL DEFAULT true,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE integration.event_handlers IS
+  'SQL handlers for custom event types: a function taking one integration.events row. It runs in the worker''s transaction; raise an error to fail the event.';
+
+CREATE FUNCTION integration.check_event_handler() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  args oidvector;
+BEGIN
+  SELECT proargtypes INTO args FROM pg_proc WHERE oid = NEW.handler;
+  IF array_length(args::oid[], 1) IS DISTINCT FROM 1
+     OR args[0] <> 'integration.events'::regtype THEN
+    RAISE EXCEPTION 'handler % must take exactly one argument of type integration.events', NEW.handler
+      USING ERRCODE = 'invalid_function_definition',
+            HINT = 'Declare it as CREATE FUNCTION my_handler(e integration.events) RETURNS void ...';
+  END IF;
+  RETURN NEW;
+END $$;
+
+CREATE TRIGGER event_handlers_check BEFORE INSERT OR UPDATE ON integration.event_handlers
+  FOR EACH ROW EXECUTE FUNCTION integration.check_event_handler();
+
+SELECT pg_catalog.pg_extension_config_dump('integration.events', '');
+SELECT pg_catalog.pg_extension_config_dump('integration.event_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('integration.sync_logs', '');
+SELECT pg_catalog.pg_extension_config_dump('integration.sync_log_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('integration.event_handlers', '');
+-- operational: the downstream system where teams work cases.  The allowed
+-- status moves are data; every move is validated, recorded in the history
+-- and published as an OperationalCaseStatusChanged event.
+
+CREATE SCHEMA operational;
+COMMENT ON SCHEMA operational IS 'Operational cases, their workflow and status history.';
+
+CREATE TABLE operational.case_statuses (
+  status      text PRIMARY KEY,
+  is_terminal boolean NOT NULL,
+  description text NOT NULL
+);
+INSERT INTO operational.case_statuses VALUES
+  ('open', false, 'Received by the operational team, not started.'),
+  ('in_progress', false, 'Being worked on.'),
+  ('completed', true, 'Done. Terminal.'),
+  ('rejected', true, 'Will not be done. Terminal.');
+COMMENT ON TABLE operational.case_statuses IS 'Case statuses; terminal ones allow no further change.';
+
+CREATE TABLE operational.status_transitions (
+  from_status text NOT NULL REFERENCES operational.case_statuses (status),
+  to_status   text NOT NULL REFERENCES operational.case_statuses (status),
+  PRIMARY KEY (from_status, to_status),
+  CONSTRAINT status_transitions_not_to_self CHECK (from_status <> to_status)
+);
+INSERT INTO operational.status_transitions VALUES
+  ('open', 'in_progress'),
+  ('open', 'rejected'),
+  ('in_progress', 'completed'),
+  ('in_progress', 'rejected');
+COMMENT ON TABLE operational.status_transitions IS 'The allowed case status moves.';
+
+CREATE TABLE operational.operation_cases (
+  id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  submission_id      uuid NOT NULL,
+  service_request_id uuid NOT NULL UNIQUE REFERENCES source_system.service_requests (id),
+  external_reference text NOT NULL UNIQUE,
+  request_type_code  text NOT NULL,
+  priority_code      text NOT NULL,
+  team_code          text NOT NULL,
+  processing_status  text NOT NULL DEFAULT 'open' REFERENCES operational.case_statuses (status),
+  status_changed_by  text,
+  status_change_reason text,
+  opened_at          timestamptz NOT NULL DEFAULT now(),
+  status_changed_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX operation_cases_submission_idx ON operational.operation_cases (submission_id);
+CREATE INDEX operation_cases_team_status_idx ON operational.operation_cases (team_code, processing_status);
+COMMENT ON TABLE operational.operation_cases IS
+  'One case per service request, opened by the worker. Change its status with operational.set_case_status().';
+
+CREATE SEQUENCE operational.case_status_history_seq;
+
+CREATE TABLE operational.case_status_history (
+  id              bigint PRIMARY KEY DEFAULT nextval('operational.case_status_history_seq'),
+  submission_id   uuid NOT NULL,
+  case_id         uuid NOT NULL REFERENCES operational.operation_cases (id),
+  previous_status text,
+  new_status      text NOT NULL,
+  changed_by      text NOT NULL,
+  change_reason   text,
+  changed_at      timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX case_status_history_case_idx ON operational.case_status_history (case_id, id);
+COMMENT ON TABLE operational.case_status_history IS 'Every status a case has had: previous, new, by whom, why, when.';
+
+CREATE FUNCTION operational.check_status_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  allowed text;
+BEGIN
+  IF NEW.processing_status IS NOT DISTINCT FROM OLD.processing_status THEN
+    NEW.updated_at := now();
+    RETURN NEW;
+  END IF;
+
+  IF (SELECT is_terminal FROM operational.case_statuses WHERE status = OLD.processing_status) THEN
+    RAISE EXCEPTION 'case % is % and can no longer change', OLD.external_reference, OLD.processing_status
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = format('%s is a terminal status.', OLD.processing_status),
+            HINT = 'Open a new request instead.';
+  END IF;
+
+  IF NOT EXISTS (SELECT 1 FROM operational.status_transitions
+                  WHERE from_status = OLD.processing_status AND to_status = NEW.processing_status) THEN
+    SELECT string_agg(to_status, ', ' ORDER BY to_status) INTO allowed
+      FROM operational.status_transitions WHERE from_status = OLD.processing_status;
+    RAISE EXCEPTION 'case status cannot change from % to %', OLD.processing_status, NEW.processing_status
+      USING ERRCODE = 'check_violation',
+            DETAIL = format('From %s a case may move to: %s.', OLD.processing_status, coalesce(allowed, 'nothing')),
+            HINT = 'The allowed moves are listed in operational.status_transitions.';
+  END IF;
+
+  -- set_case_status() says who and why; a direct UPDATE is recorded as
+  -- made by the current user, without a reason.
+  NEW.status_changed_by := coalesce(nullif(current_setting('operational.changed_by', true), ''), current_user);
+  NEW.status_change_reason := nullif(current_setting('operational.change_reason', true), '');
+  NEW.status_changed_at := now();
+  NEW.updated_at := now();
+  RETURN NEW;
+END $$;
+
+CREATE FUNCTION operational.record_status_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  INSERT INTO operational.case_status_history
+         (submission_id, case_id, previous_status, new_status, changed_by, change_reason)
+  VALUES (NEW.submission_id, NEW.id, OLD.processing_status, NEW.processing_status,
+          NEW.status_changed_by, NEW.status_change_reason);
+
+  INSERT INTO integration.events
+         (submission_id, event_type, source_system, aggregate_type, aggregate_id, payload)
+  VALUES (NEW.submission_id, 'OperationalCaseStatusChanged', 'operational', 'operation_case', NEW.id,
+          jsonb_build_object('case_id', NEW.id,
+                             'external_reference', NEW.external_reference,
+                             'previous_status', OLD.processing_status,
+                             'new_status', NEW.processing_status,
+                             'changed_by', NEW.status_changed_by,
+                             'change_reason', NEW.status_change_reason));
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER operation_cases_10_check_status BEFORE UPDATE ON operational.operation_cases
+  FOR EACH ROW EXECUTE FUNCTION operational.check_status_change();
+CREATE TRIGGER operation_cases_20_record_status AFTER UPDATE OF processing_status ON operational.operation_cases
+  FOR EACH ROW WHEN (OLD.processing_status IS DISTINCT FROM NEW.processing_status)
+  EXECUTE FUNCTION operational.record_status_change();
+
+CREATE FUNCTION operational.set_case_status(case_id uuid, new_status text, changed_by text, change_reason text DEFAULT NULL)
+RETURNS operational.operation_cases
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c operational.operation_cases;
+  updated integer;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM operational.case_statuses WHERE status = new_status) THEN
+    RAISE EXCEPTION 'case status "%" does not exist', new_status
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Known statuses: %s.', (SELECT string_agg(status, ', ' ORDER BY status) FROM operational.case_statuses)),
+            HINT = 'See operational.case_statuses.';
+  END IF;
+  IF changed_by IS NULL OR changed_by !~ '\S' THEN
+    RAISE EXCEPTION 'changed_by must not be blank'
+      USING ERRCODE = 'not_null_violation', HINT = 'Say who changes the case.';
+  END IF;
+
+  PERFORM set_config('operational.changed_by', changed_by, true),
+          set_config('operational.change_reason', coalesce(change_reason, ''), true);
+  UPDATE operational.operation_cases oc
+     SET processing_status = set_case_status.new_status
+   WHERE oc.id = set_case_status.case_id
+  RETURNING oc.* INTO c;
+  GET DIAGNOSTICS updated = ROW_COUNT;
+  PERFORM set_config('operational.changed_by', '', true),
+          set_config('operational.change_reason', '', true);
+
+  IF updated = 0 THEN
+    RAISE EXCEPTION 'case % does not exist', case_id
+      USING ERRCODE = 'no_data_found',
+            HINT = 'Cases are opened by the worker once the request is integrated; see operational.operation_cases.';
+  END IF;
+  RETURN c;
+END $$;
+COMMENT ON FUNCTION operational.set_case_status(uuid, text, text, text) IS
+  'Move a case to a new status (validated against operational.status_transitions); records history and enqueues OperationalCaseStatusChanged.';
+
+SELECT pg_catalog.pg_extension_config_dump('operational.operation_cases', '');
+SELECT pg_catalog.pg_extension_config_dump('operational.case_status_history', '');
+SELECT pg_catalog.pg_extension_config_dump('operational.case_status_history_seq', '');
+-- canonical: the enterprise-normalized view of each business object, the
+-- operational-to-canonical status map, and lineage across the boundaries.
+
+CREATE SCHEMA canonical;
+COMMENT ON SCHEMA canonical IS 'Canonical business objects, status mapping and lineage.';
+
+CREATE TABLE canonical.status_map (
+  operational_status text PRIMARY KEY REFERENCES operational.case_statuses (status),
+  canonical_status   text NOT NULL,
+  seeded             boolean NOT NULL DEFAULT false
+);
+INSERT INTO canonical.status_map VALUES
+  ('open', 'active', true),
+  ('in_progress', 'in_progress', true),
+  ('completed', 'completed', true),
+  ('rejected', 'rejected', true);
+COMMENT ON TABLE canonical.status_map IS 'How an operational case status maps to the canonical lifecycle status.';
+CREATE TRIGGER status_map_10_user_modified BEFORE UPDATE ON canonical.status_map
+  FOR EACH ROW EXECUTE FUNCTION enterprise_lab.mark_user_modified();
+
+CREATE TABLE canonical.business_objects (
+  id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  submission_id      uuid NOT NULL,
+  object_type        text NOT NULL,
+  source_system      text NOT NULL,
+  source_reference   text NOT NULL,
+  canonical_category text NOT NULL,
+  lifecycle_status   text NOT NULL,
+  attributes         jsonb NOT NULL DEFAULT '{}',
+  last_event_seq     bigint NOT NULL,
+  created_at         timestamptz NOT NULL DEFAULT now(),
+  updated_at         timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT business_objects_source_unique UNIQUE (source_system, source_reference),
+  CONSTRAINT business_objects_submission_unique UNIQUE (submission_id, object_type)
+);
+CREATE INDEX business_objects_status_idx ON canonical.business_objects (lifecycle_status);
+COMMENT ON TABLE canonical.business_objects IS
+  'One canonical object per source record; lifecycle_status follows the operational case through canonical.status_map.';
+COMMENT ON COLUMN canonical.business_objects.last_event_seq IS
+  'Sequence number of the last event applied: an older event never overwrites a newer state.';
+
+CREATE SEQUENCE canonical.lineage_record_seq;
+
+CREATE TABLE canonical.lineage_records (
+  id            bigint PRIMARY KEY DEFAULT nextval('canonical.lineage_record_seq'),
+  submission_id uuid NOT NULL,
+  from_type     text NOT NULL,
+  from_id       uuid NOT NULL,
+  to_type       text NOT NULL,
+  to_id         uuid NOT NULL,
+  relationship  text NOT NULL,
+  event_id      uuid,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT lineage_records_edge_unique UNIQUE (from_type, from_id, to_type, to_id, relationship)
+);
+CREATE INDEX lineage_records_submission_idx ON canonical.lineage_records (submission_id);
+COMMENT ON TABLE canonical.lineage_records IS
+  'Directed edges between records of different boundaries (service_request -> operation_case -> business_object), one row per edge.';
+
+SELECT pg_catalog.pg_extension_config_dump('canonical.status_map', 'WHERE NOT seeded');
+SELECT pg_catalog.pg_extension_config_dump('canonical.business_objects', '');
+SELECT pg_catalog.pg_extension_config_dump('canonical.lineage_records', '');
+SELECT pg_catalog.pg_extension_config_dump('canonical.lineage_record_seq', '');
+-- integration (processing): the C core that turns events into operational
+-- and canonical state, and the operator's tools around it (replay, skip,
+-- held submissions, worker status).
+
+CREATE FUNCTION integration.process_events(max_events integer DEFAULT 100) RETURNS integer
+  AS 'MODULE_PATHNAME', 'el_process_events' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION integration.process_events(integer) IS
+  'Process up to max_events due events in this transaction; returns how many were attempted. The workers call the same core.';
+
+CREATE FUNCTION integration.enqueue_event(
+  event_type text, submission_id uuid, aggregate_type text, aggregate_id uuid,
+  payload jsonb DEFAULT '{}', source_system text DEFAULT 'custom', idempotency_key text DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  new_id uuid;
+BEGIN
+  INSERT INTO integration.events AS e
+         (event_type, submission_id, aggregate_type, aggregate_id, payload, source_system, idempotency_key)
+  VALUES (enqueue_event.event_type, enqueue_event.submission_id, enqueue_event.aggregate_type,
+          enqueue_event.aggregate_id, enqueue_event.payload, enqueue_event.source_system,
+          enqueue_event.idempotency_key)
+  ON CONFLICT ON CONSTRAINT events_idempotency_key_unique DO NOTHING
+  RETURNING e.id INTO new_id;
+  IF new_id IS NULL THEN
+    SELECT e.id INTO new_id FROM integration.events e
+     WHERE e.submission_id = enqueue_event.submission_id AND e.idempotency_key = enqueue_event.idempotency_key;
+  END IF;
+  RETURN new_id;
+END $$;
+COMMENT ON FUNCTION integration.enqueue_event(text, uuid, text, uuid, jsonb, text, text) IS
+  'Enqueue an event. submission_id is its ordering key; with an idempotency_key a repeated call returns the first event instead of adding one.';
+
+CREATE FUNCTION integration.replay_event(event_id uuid) RETURNS integration.events
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e integration.events;
+BEGIN
+  SELECT * INTO e FROM integration.events WHERE id = event_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'event % does not exist', event_id
+      USING ERRCODE = 'no_data_found';
+  END IF;
+  IF e.status NOT IN ('dead_letter', 'failed', 'skipped') THEN
+    RAISE EXCEPTION 'event % is % and cannot be replayed', event_id, e.status
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'Only dead_letter, failed and skipped events can be replayed.';
+  END IF;
+
+  UPDATE integration.events
+     SET status = 'pending', attempts = 0, next_attempt_at = now(), processed_at = NULL
+   WHERE id = event_id
+  RETURNING * INTO e;
+  UPDATE source_system.service_requests
+     SET lifecycle_status = 'received', updated_at = now()
+   WHERE id = e.aggregate_id AND e.aggregate_type = 'service_request' AND lifecycle_status = 'failed';
+  INSERT INTO integration.sync_logs (submission_id, event_id, event_type, action, outcome, message, details)
+  VALUES (e.submission_id, e.id, e.event_type, 'replay_requested', 'success',
+          'event put back to pending by ' || current_user, jsonb_build_object('last_error', e.last_error));
+  RETURN e;
+END $$;
+COMMENT ON FUNCTION integration.replay_event(uuid) IS
+  'Put a dead-lettered, failed or skipped event back to pending with a fresh attempt count.';
+
+CREATE FUNCTION integration.replay_dead_letters() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n integer := 0;
+  ev uuid;
+BEGIN
+  FOR ev IN SELECT id FROM integration.events WHERE status = 'dead_letter' ORDER BY seq LOOP
+    PERFORM integration.replay_event(ev);
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION integration.replay_dead_letters() IS 'Replay every dead letter; returns how many.';
+
+CREATE FUNCTION integration.skip_event(event_id uuid, reason text) RETURNS integration.events
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e integration.events;
+BEGIN
+  IF reason IS NULL OR reason !~ '\S' THEN
+    RAISE EXCEPTION 'a reason is required to skip an event'
+      USING ERRCODE = 'not_null_violation',
+            HINT = 'Say why the event may be skipped; it is written to the sync log.';
+  END IF;
+  UPDATE integration.events SET status = 'skipped', processed_at = now()
+   WHERE id = event_id AND status IN ('dead_letter', 'failed', 'pending')
+  RETURNING * INTO e;
+  IF NOT FOUND THEN
+    IF EXISTS (SELECT 1 FROM integration.events WHERE id = event_id) THEN
+      RAISE EXCEPTION 'event % is already finished and cannot be skipped', event_id
+        USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    RAISE EXCEPTION 'event % does not exist', event_id USING ERRCODE = 'no_data_found';
+  END IF;
+  INSERT INTO integration.sync_logs (submission_id, event_id, event_type, action, outcome, message, details)
+  VALUES (e.submission_id, e.id, e.event_type, 'skipped', 'success',
+          format('skipped by %s: %s', current_user, reason), jsonb_build_object('last_error', e.last_error));
+  RETURN e;
+END $$;
+COMMENT ON FUNCTION integration.skip_event(uuid, text) IS
+  'Give up on an event on purpose (it will never be applied), releasing the later events of its submission.';
+
+CREATE VIEW integration.held_submissions AS
+SELECT d.submission_id,
+       d.id            AS holding_event_id,
+       d.event_type    AS holding_event_type,
+       d.status        AS holding_status,
+       d.last_error,
+       d.processed_at   AS held_since,
+       (SELECT count(*) FROM integration.events w
+         WHERE w.submission_id = d.submission_id AND w.seq > d.seq
+           AND w.status IN ('pending', 'failed')) AS waiting_events
+  FROM integration.events d
+ WHERE d.status = 'dead_letter';
+COMMENT ON VIEW integration.held_submissions IS
+  'Submissions whose processing is held by a dead letter: later events wait until it is replayed or skipped.';
+
+CREATE FUNCTION integration.worker_status_rows(
+  OUT worker integer, OUT pid integer, OUT state text, OUT events_processed bigint,
+  OUT events_failed bigint, OUT events_dead_lettered bigint, OUT batches bigint,
+  OUT started_at timestamptz, OUT last_batch_at timestamptz, OUT last_batch_ms double precision)
+RETURNS SETOF record
+  AS 'MODULE_PATHNAME', 'el_worker_status' LANGUAGE C VOLATILE;
+
+CREATE VIEW integration.worker_status AS
+  SELECT * FROM integration.worker_status_rows();
+COMMENT ON VIEW integration.worker_status IS
+  'One row per running worker, from shared memory (empty when enterprise_lab is not in shared_preload_libraries). batches counts every processing transaction, including those that found nothing to do.';
+-- dashboard: read models over every boundary, for psql, the api schema and
+-- the web dashboard.
+
+CREATE SCHEMA dashboard;
+COMMENT ON SCHEMA dashboard IS 'Read models: one row per submission across every layer, event flow, counts, metrics.';
+
+CREATE VIEW dashboard.submission_lifecycle AS
+SELECT s.id                  AS submission_id,
+       s.submitted_at,
+       s.intake_method,
+       s.requester_name,
+       s.requester_email,
+       s.description,
+       s.request_type_code,
+       s.priority_code,
+       s.team_code,
+       cu.code               AS customer_code,
+       cu.name               AS customer_name,
+       ag.agreement_number,
+       s.status              AS intake_status,
+       r.id                  AS service_request_id,
+       r.request_number,
+       r.lifecycle_status    AS source_status,
+       c.id                  AS case_id,
+       c.external_reference  AS case_reference,
+       c.processing_status   AS case_status,
+       b.id                  AS business_object_id,
+       b.lifecycle_status    AS canonical_status,
+       (SELECT count(*) FROM integration.events e WHERE e.submission_id = s.id) AS event_count,
+       (SELECT count(*) FROM integration.events e
+         WHERE e.submission_id = s.id AND e.status IN ('pending', 'failed')) AS unfinished_events,
+       (SELECT count(*) FROM integration.events e
+         WHERE e.submission_id = s.id AND e.status = 'dead_letter') AS dead_letters,
+       (SELECT max(l.created_at) FROM integration.sync_logs l WHERE l.submission_id = s.id) AS last_synced_at
+  FROM intake.submissions s
+  JOIN reference.customers cu ON cu.id = s.customer_id
+  LEFT JOIN reference.agreements ag ON ag.id = s.agreement_id
+  LEFT JOIN source_system.service_requests r ON r.submission_id = s.id
+  LEFT JOIN operational.operation_cases c ON c.service_request_id = r.id
+  LEFT JOIN canonical.business_objects b ON b.submission_id = s.id AND b.object_type = 'service_request';
+COMMENT ON VIEW dashboard.submission_lifecycle IS 'One row per submission with its state in every layer.';
+
+CREATE VIEW dashboard.event_flow AS
+SELECT e.seq,
+       e.id AS event_id,
+       e.submission_id,
+       r.request_number,
+       e.event_type,
+       e.source_system,
+       e.aggregate_type,
+       e.aggregate_id,
+       e.status,
+       e.attempts,
+       e.last_error,
+       e.created_at,
+       e.next_attempt_at,
+       e.processed_at,
+       round((extract(epoch FROM (e.processed_at - e.created_at)) * 1000)::numeric, 1) AS latency_ms
+  FROM integration.events e
+  LEFT JOIN source_system.service_requests r ON r.submission_id = e.submission_id;
+COMMENT ON VIEW dashboard.event_flow IS 'Events with their request number, status and commit-to-processed latency.';
+
+CREATE VIEW dashboard.status_counts AS
+SELECT 'source_system' AS layer, lifecycle_status AS status, count(*) AS count
+  FROM source_system.service_requests GROUP BY lifecycle_status
+UNION ALL
+SELECT 'integration', status, count(*) FROM integration.events GROUP BY status
+UNION ALL
+SELECT 'operational', processing_status, count(*) FROM operational.operation_cases GROUP BY processing_status
+UNION ALL
+SELECT 'canonical', lifecycle_status, count(*) FROM canonical.business_objects GROUP BY lifecycle_status;
+COMMENT ON VIEW dashboard.status_counts IS 'Row counts per status in each layer.';
+
+CREATE VIEW dashboard.processing_metrics AS
+SELECT (SELECT count(*) FROM integration.events WHERE status IN ('pending', 'failed')) AS pending_events,
+       (SELECT count(*) FROM integration.events WHERE status = 'failed') AS retrying_events,
+       (SELECT count(*) FROM integration.events WHERE status = 'dead_letter') AS dead_letters,
+       (SELECT extract(epoch FROM now() - min(created_at))
+          FROM integration.events WHERE status IN ('pending', 'failed')) AS oldest_pending_age_seconds,
+       (SELECT count(*) FROM integration.events
+         WHERE status = 'completed' AND processed_at > now() - interval '1 minute') AS completed_last_minute,
+       (SELECT count(*) FROM integration.held_submissions) AS held_submissions,
+       (SELECT count(*) FROM integration.worker_status) AS workers_running;
+COMMENT ON VIEW dashboard.processing_metrics IS
+  'Queue health: pending and retrying events, dead letters, lag (oldest pending age), throughput, workers.';
+-- enterprise_lab (demo): generic demo data for the dashboard and the tour.
+
+CREATE FUNCTION enterprise_lab.load_demo_data() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+  n integer := 0;
+  case_id uuid;
+BEGIN
+  FOR r IN SELECT * FROM (VALUES
+    ('Dana Example', 'dana@northwind.example.test', 'Grant VPN access to the new contractor starting Monday.', 'access_request', 'high', 'security', '10000000-0000-4000-8000-000000000001'::uuid, '20000000-0000-4000-8000-000000000001'::uuid, 'portal', 'in_progress'),
+    ('Lee Sample', 'lee@blueharbor.example.test', 'Shipment tracking page returns an error for every order.', 'incident', 'critical', 'operations', '10000000-0000-4000-8000-000000000002', '20000000-0000-4000-8000-000000000003', 'email', 'completed'),
+    ('Robin Test', 'robin@acmelabs.example.test', 'Increase the nightly export window to two hours.', 'service_change', 'medium', 'operations', '10000000-0000-4000-8000-000000000003', '20000000-0000-4000-8000-000000000004', 'portal', 'rejected'),
+    ('Sam Placeholder', 'sam@northwind.example.test', 'Monthly invoice summary for the managed services agreement.', 'information_request', 'low', 'finance_ops', '10000000-0000-4000-8000-000000000001', '20000000-0000-4000-8000-000000000001', 'api', 'open'),
+    ('Alex Demo', 'alex@blueharbor.example.test', 'Review the attached data processing addendum.', 'document_review', 'medium', 'service_desk', '10000000-0000-4000-8000-000000000002', NULL, 'portal', 'open')
+  ) AS v(name, email, description, rtype, prio, team, customer, agreement, method, target)
+  LOOP
+    PERFORM intake.submit_request(r.name, r.email, r.description, r.rtype, r.prio, r.team,
+                                  r.customer, r.agreement, r.method);
+    n := n + 1;
+  END LOOP;
+
+  -- Open the cases now, so the demo can show the workflow moving them.
+  PERFORM integration.process_events(100);
+  FOR r IN SELECT c.id, v.target
+             FROM operational.operation_cases c
+             JOIN source_system.service_requests s ON s.id = c.service_request_id
+             JOIN intake.submissions i ON i.id = s.submission_id
+             JOIN (VALUES ('dana@northwind.example.test', 'in_progress'), ('lee@blueharbor.example.test', 'completed'),
+                          ('robin@acmelabs.example.test', 'rejected')) AS v(email, target)
+               ON v.email = i.requester_email
+            WHERE c.processing_status = 'open'
+  LOOP
+    IF r.target IN ('in_progress', 'completed') THEN
+      PERFORM operational.set_case_status(r.id, 'in_progress', 'demo.operator', 'picked up');
+    END IF;
+    IF r.target = 'completed' THEN
+      PERFORM operational.set_case_status(r.id, 'completed', 'demo.operator', 'fixed and verified');
+    ELSIF r.target = 'rejected' THEN
+      PERFORM operational.set_case_status(r.id, 'rejected', 'demo.operator', 'outside the agreement');
+    END IF;
+  END LOOP;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION enterprise_lab.load_demo_data() IS
+  'Add a handful of generic demo requests in different lifecycle states; returns how many.';
+
+CREATE FUNCTION enterprise_lab.reset_demo() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- Removes every lifecycle row: for demo databases only.
+  TRUNCATE canonical.lineage_records, canonical.business_objects,
+           operational.case_status_history, operational.operation_cases,
+           integration.sync_logs, integration.events,
+           source_system.service_requests, intake.submissions;
+  PERFORM setval('source_system.request_number_seq', 1, false);
+  RETURN enterprise_lab.load_demo_data();
+END $$;
+COMMENT ON FUNCTION enterprise_lab.reset_demo() IS
+  'Demo databases only: delete every lifecycle row and load the demo data again.';
