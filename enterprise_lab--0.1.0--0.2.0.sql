@@ -44,7 +44,6 @@ CREATE TRIGGER status_transitions_10_user_modified BEFORE UPDATE ON operational.
 SELECT pg_catalog.pg_extension_config_dump('operational.case_statuses', '');
 SELECT pg_catalog.pg_extension_config_dump('operational.status_transitions', '');
 
-
 -- ---------------------------------------------------------------- 40_maintenance.sql
 -- enterprise_lab (maintenance): the jobs a running installation needs, and
 -- their registration with pg_cron.
@@ -370,7 +369,7 @@ SELECT pg_catalog.pg_extension_config_dump('operational.sla_breaches', '');
 -- enterprise_lab (status): one call that tells an operator what is going on.
 
 CREATE FUNCTION enterprise_lab.status() RETURNS jsonb
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   retention interval := enterprise_lab.event_retention();   -- also loads the library and its GUCs
   result jsonb;

@@ -1,7 +1,7 @@
 -- enterprise_lab (status): one call that tells an operator what is going on.
 
 CREATE FUNCTION enterprise_lab.status() RETURNS jsonb
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   retention interval := enterprise_lab.event_retention();   -- also loads the library and its GUCs
   result jsonb;
