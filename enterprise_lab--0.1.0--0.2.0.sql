@@ -8,7 +8,7 @@
 \echo Use "ALTER EXTENSION enterprise_lab UPDATE TO '0.2.0'" to load this file. \quit
 
 -- Seed rows are dumped too (a restore replaces the ones CREATE EXTENSION
--- recreates, see 98_backup.sql below).
+-- recreates, see 94_backup.sql below).
 COMMENT ON FUNCTION enterprise_lab.mark_user_modified() IS
   'Trigger: a changed seeded row becomes user data (seeded = false), which upgrades leave alone.';
 SELECT pg_catalog.pg_extension_config_dump('reference.customers', '');
@@ -432,7 +432,7 @@ END $$;
 COMMENT ON FUNCTION enterprise_lab.status() IS
   'Operator summary as jsonb: version, workers, pending/failed/dead-lettered events and the oldest pending age, SLA breaches, retention, S3 reachability and the scheduled maintenance jobs.';
 
--- ---------------------------------------------------------------- 98_backup.sql
+-- ---------------------------------------------------------------- 94_backup.sql
 -- enterprise_lab (backup): what makes pg_dump / pg_restore keep every row.
 --
 -- Every table with user data is registered with pg_extension_config_dump,
@@ -562,3 +562,9 @@ BEGIN
 END $$;
 
 SELECT pg_catalog.pg_extension_config_dump('enterprise_lab.deleted_config_rows', '');
+
+-- ---------------------------------------------------------------- 95_access.sql
+-- The roles that read the boundaries read every table and view of them
+-- (GRANT ... ON ALL TABLES IN SCHEMA in a fresh install); these are new.
+GRANT SELECT ON operational.sla_policies, operational.sla_breaches, dashboard.sla_metrics,
+  enterprise_lab.deleted_config_rows TO lab_operator, lab_auditor, lab_admin;

@@ -19,7 +19,7 @@ COMMENT ON FUNCTION enterprise_lab.touch_updated_at() IS
 
 -- Rows the install script adds are "seeded"; a seeded row a user changes
 -- becomes user data, which upgrade scripts leave alone (they change seed
--- rows only WHERE seeded).  Backups keep both kinds: see 98_backup.sql.
+-- rows only WHERE seeded).  Backups keep both kinds: see 94_backup.sql.
 CREATE FUNCTION enterprise_lab.mark_user_modified() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
