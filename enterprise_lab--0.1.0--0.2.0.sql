@@ -442,8 +442,10 @@ COMMENT ON FUNCTION enterprise_lab.status() IS
 --   * a dumped row with the key of a seed row that is already there
 --     replaces it, so a seed row comes back exactly as it was dumped, user
 --     changes and timestamps included (restore_seeded_row);
---   * a seed row the user deleted is remembered in deleted_config_rows, which
---     is dumped; restoring that memory deletes the seed row again.
+--   * a row deleted from such a table is remembered by key in
+--     deleted_config_rows, which is dumped too; restoring that record deletes
+--     the seed row CREATE EXTENSION put back, so a deleted seed row stays
+--     deleted.
 -- The load runs with session_replication_role = replica, so the lifecycle
 -- triggers (which already ran when the rows were first written) do not
 -- fire again; the triggers here are ENABLE ALWAYS because they are the
