@@ -535,7 +535,11 @@ COMMENT ON TABLE operational.status_transitions IS 'The allowed case status move
 CREATE TABLE operational.operation_cases (
   id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   submission_id      uuid NOT NULL,
-  service_request_id uuid NOT NULL UNIQUE REFERENCES source_system.service_requests (id),
+  -- Written only by the RequestCreated handler, from the joined request
+  -- row.  No foreign key: its check is a query per row whose plan a
+  -- long-lived worker caches while the table is small (a sequential scan),
+  -- and it would then scan the whole table for every new case.
+  service_request_id uuid NOT NULL UNIQUE,
   external_reference text NOT NULL UNIQUE,
   request_type_code  text NOT NULL,
   priority_code      text NOT NULL,
@@ -559,7 +563,7 @@ CREATE SEQUENCE operational.case_status_history_seq;
 CREATE TABLE operational.case_status_history (
   id              bigint PRIMARY KEY DEFAULT nextval('operational.case_status_history_seq'),
   submission_id   uuid NOT NULL,
-  case_id         uuid NOT NULL REFERENCES operational.operation_cases (id),
+  case_id         uuid NOT NULL,  -- written with its case (no foreign key: see service_request_id above)
   previous_status text,
   new_status      text NOT NULL,
   changed_by      text NOT NULL,
