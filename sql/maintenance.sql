@@ -29,8 +29,9 @@ INSERT INTO integration.event_handlers (event_type, handler) VALUES
   ('Flaky', 'flaky(integration.events)'), ('Poison', 'poison(integration.events)');
 SET enterprise_lab.backoff_base = 0;
 SET enterprise_lab.max_attempts = 2;
-SELECT integration.enqueue_event('Flaky', submission_id, 'service_request', id)
-  FROM source_system.service_requests ORDER BY request_number LIMIT 1 \gset
+SELECT count(*) FROM (
+  SELECT integration.enqueue_event('Flaky', submission_id, 'service_request', id)
+    FROM source_system.service_requests ORDER BY request_number LIMIT 1) s;
 SELECT count(*) FROM (
   SELECT integration.enqueue_event('Poison', submission_id, 'service_request', id)
     FROM source_system.service_requests ORDER BY request_number DESC LIMIT 1) s;
