@@ -80,11 +80,9 @@ RETURNS TABLE (jobname text, schedule text, command text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT * FROM (VALUES
     ('enterprise_lab.retention', retention_schedule, 'CALL enterprise_lab.run_retention()'),
-    ('enterprise_lab.sla_escalation', sla_schedule, 'SELECT operational.escalate_sla_breaches()'))
+    ('enterprise_lab.sla_escalation', sla_schedule, 'SELECT operational.escalate_sla_breaches()'),
+    ('enterprise_lab.storage_reconciliation', reconcile_schedule, 'SELECT count(*) FROM document_repo.reconcile_storage()'))
     AS j(jobname, schedule, command)
-  UNION ALL
-  SELECT 'enterprise_lab.storage_reconciliation', reconcile_schedule, 'SELECT count(*) FROM document_repo.reconcile_storage()'
-   WHERE pg_catalog.to_regproc('document_repo.reconcile_storage') IS NOT NULL
   UNION ALL
   SELECT 'enterprise_lab.process_events', processing_schedule,
          format('SELECT integration.process_events(%s)', processing_batch)
