@@ -34,6 +34,7 @@ int			el_naptime_ms = 1000;
 int			el_max_attempts = 5;
 int			el_backoff_base_ms = 1000;
 int			el_backoff_max_ms = 3600 * 1000;
+int			el_event_retention_s = 30 * 24 * 3600;
 
 ElShared   *el_shared = NULL;
 
@@ -120,6 +121,15 @@ el_define_gucs(void)
 							3600 * 1000, 0, INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("enterprise_lab.event_retention",
+							"How long completed events and their success sync logs are kept.",
+							"The retention job removes older ones; 0 keeps them forever.",
+							&el_event_retention_s,
+							30 * 24 * 3600, 0, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 }
 

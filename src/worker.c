@@ -20,6 +20,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -28,6 +29,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
@@ -260,14 +262,29 @@ el_run_batch(void)
 	ElBatchResult result;
 	TimestampTz start;
 	TimestampTz end;
+	Oid			extoid;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 
-	if (!OidIsValid(get_extension_oid("enterprise_lab", true)))
+	extoid = get_extension_oid("enterprise_lab", true);
+	if (!OidIsValid(extoid))
 	{
 		CommitTransactionCommand();
 		return -1;
+	}
+
+	/*
+	 * DROP EXTENSION locks the extension before any of its tables.  Holding
+	 * a share lock on it for the batch makes a concurrent DROP wait for the
+	 * batch instead of deadlocking with it on the tables.  If a DROP got
+	 * there first, it has committed once we have the lock: look again.
+	 */
+	LockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+	if (get_extension_oid("enterprise_lab", true) != extoid)
+	{
+		CommitTransactionCommand();
+		return 0;
 	}
 
 	el_set_state(EL_WORKER_PROCESSING);

@@ -29,6 +29,7 @@ extern int	el_naptime_ms;
 extern int	el_max_attempts;
 extern int	el_backoff_base_ms;
 extern int	el_backoff_max_ms;
+extern int	el_event_retention_s;
 
 /* documents.c: S3 and document GUCs (enterprise_lab.s3_*, max_document_size) */
 extern void el_define_document_gucs(void);

@@ -17,8 +17,9 @@ END $$;
 COMMENT ON FUNCTION enterprise_lab.touch_updated_at() IS
   'Trigger: keeps updated_at current on every UPDATE.';
 
--- Rows the install script adds are "seeded": pg_dump skips them (CREATE
--- EXTENSION recreates them) and dumps everything a user added or changed.
+-- Rows the install script adds are "seeded"; a seeded row a user changes
+-- becomes user data, which upgrade scripts leave alone (they change seed
+-- rows only WHERE seeded).  Backups keep both kinds: see 94_backup.sql.
 CREATE FUNCTION enterprise_lab.mark_user_modified() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -28,4 +29,4 @@ BEGIN
   RETURN NEW;
 END $$;
 COMMENT ON FUNCTION enterprise_lab.mark_user_modified() IS
-  'Trigger: a changed seeded row becomes user data, so pg_dump keeps it.';
+  'Trigger: a changed seeded row becomes user data (seeded = false), which upgrades leave alone.';

@@ -111,8 +111,8 @@ INSERT INTO reference.teams (code, name, email, seeded) VALUES
   ('finance_ops', 'Finance Operations', 'finance-ops@example.test', true),
   ('security', 'Security', 'security@example.test', true);
 
-SELECT pg_catalog.pg_extension_config_dump('reference.customers', 'WHERE NOT seeded');
-SELECT pg_catalog.pg_extension_config_dump('reference.agreements', 'WHERE NOT seeded');
-SELECT pg_catalog.pg_extension_config_dump('reference.request_types', 'WHERE NOT seeded');
-SELECT pg_catalog.pg_extension_config_dump('reference.priorities', 'WHERE NOT seeded');
-SELECT pg_catalog.pg_extension_config_dump('reference.teams', 'WHERE NOT seeded');
+SELECT pg_catalog.pg_extension_config_dump('reference.customers', '');
+SELECT pg_catalog.pg_extension_config_dump('reference.agreements', '');
+SELECT pg_catalog.pg_extension_config_dump('reference.request_types', '');
+SELECT pg_catalog.pg_extension_config_dump('reference.priorities', '');
+SELECT pg_catalog.pg_extension_config_dump('reference.teams', '');

@@ -75,7 +75,8 @@ CREATE TABLE integration.event_handlers (
   handler     regprocedure NOT NULL,
   description text,
   enabled     boolean NOT NULL DEFAULT true,
-  created_at  timestamptz NOT NULL DEFAULT now()
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  seeded      boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE integration.event_handlers IS
   'SQL handlers for custom event types: a function taking one integration.events row. It runs in the worker''s transaction; raise an error to fail the event.';
@@ -97,6 +98,8 @@ END $$;
 
 CREATE TRIGGER event_handlers_check BEFORE INSERT OR UPDATE ON integration.event_handlers
   FOR EACH ROW EXECUTE FUNCTION integration.check_event_handler();
+CREATE TRIGGER event_handlers_10_user_modified BEFORE UPDATE ON integration.event_handlers
+  FOR EACH ROW EXECUTE FUNCTION enterprise_lab.mark_user_modified();
 
 SELECT pg_catalog.pg_extension_config_dump('integration.events', '');
 SELECT pg_catalog.pg_extension_config_dump('integration.event_seq', '');

@@ -8,27 +8,33 @@ COMMENT ON SCHEMA operational IS 'Operational cases, their workflow and status h
 CREATE TABLE operational.case_statuses (
   status      text PRIMARY KEY,
   is_terminal boolean NOT NULL,
-  description text NOT NULL
+  description text NOT NULL,
+  seeded      boolean NOT NULL DEFAULT false
 );
 INSERT INTO operational.case_statuses VALUES
-  ('open', false, 'Received by the operational team, not started.'),
-  ('in_progress', false, 'Being worked on.'),
-  ('completed', true, 'Done. Terminal.'),
-  ('rejected', true, 'Will not be done. Terminal.');
+  ('open', false, 'Received by the operational team, not started.', true),
+  ('in_progress', false, 'Being worked on.', true),
+  ('completed', true, 'Done. Terminal.', true),
+  ('rejected', true, 'Will not be done. Terminal.', true);
 COMMENT ON TABLE operational.case_statuses IS 'Case statuses; terminal ones allow no further change.';
 
 CREATE TABLE operational.status_transitions (
   from_status text NOT NULL REFERENCES operational.case_statuses (status),
   to_status   text NOT NULL REFERENCES operational.case_statuses (status),
   PRIMARY KEY (from_status, to_status),
-  CONSTRAINT status_transitions_not_to_self CHECK (from_status <> to_status)
+  CONSTRAINT status_transitions_not_to_self CHECK (from_status <> to_status),
+  seeded      boolean NOT NULL DEFAULT false
 );
 INSERT INTO operational.status_transitions VALUES
-  ('open', 'in_progress'),
-  ('open', 'rejected'),
-  ('in_progress', 'completed'),
-  ('in_progress', 'rejected');
+  ('open', 'in_progress', true),
+  ('open', 'rejected', true),
+  ('in_progress', 'completed', true),
+  ('in_progress', 'rejected', true);
 COMMENT ON TABLE operational.status_transitions IS 'The allowed case status moves.';
+CREATE TRIGGER case_statuses_10_user_modified BEFORE UPDATE ON operational.case_statuses
+  FOR EACH ROW EXECUTE FUNCTION enterprise_lab.mark_user_modified();
+CREATE TRIGGER status_transitions_10_user_modified BEFORE UPDATE ON operational.status_transitions
+  FOR EACH ROW EXECUTE FUNCTION enterprise_lab.mark_user_modified();
 
 CREATE TABLE operational.operation_cases (
   id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -171,6 +177,8 @@ END $$;
 COMMENT ON FUNCTION operational.set_case_status(uuid, text, text, text) IS
   'Move a case to a new status (validated against operational.status_transitions); records history and enqueues OperationalCaseStatusChanged.';
 
+SELECT pg_catalog.pg_extension_config_dump('operational.case_statuses', '');
+SELECT pg_catalog.pg_extension_config_dump('operational.status_transitions', '');
 SELECT pg_catalog.pg_extension_config_dump('operational.operation_cases', '');
 SELECT pg_catalog.pg_extension_config_dump('operational.case_status_history', '');
 SELECT pg_catalog.pg_extension_config_dump('operational.case_status_history_seq', '');

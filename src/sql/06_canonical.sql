@@ -54,6 +54,6 @@ CREATE INDEX lineage_records_submission_idx ON canonical.lineage_records (submis
 COMMENT ON TABLE canonical.lineage_records IS
   'Directed edges between records of different boundaries (service_request -> operation_case -> business_object), one row per edge.';
 
-SELECT pg_catalog.pg_extension_config_dump('canonical.status_map', 'WHERE NOT seeded');
+SELECT pg_catalog.pg_extension_config_dump('canonical.status_map', '');
 SELECT pg_catalog.pg_extension_config_dump('canonical.business_objects', '');
 SELECT pg_catalog.pg_extension_config_dump('canonical.lineage_records', '');

@@ -25,7 +25,7 @@ SELECT bag_eq(
       WHERE column_name = 'submission_id' AND table_schema IN ('source_system', 'integration', 'operational', 'canonical')
         AND table_name IN (SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE') $$,
   ARRAY['source_system.service_requests', 'integration.events', 'integration.sync_logs',
-        'operational.operation_cases', 'operational.case_status_history',
+        'operational.operation_cases', 'operational.case_status_history', 'operational.sla_breaches',
         'canonical.business_objects', 'canonical.lineage_records'],
   'every lifecycle table carries submission_id');
 
@@ -37,7 +37,9 @@ SELECT bag_eq(
         'reference.teams', 'intake.submissions', 'source_system.service_requests', 'integration.events',
         'integration.sync_logs', 'integration.event_handlers', 'operational.operation_cases',
         'operational.case_status_history', 'canonical.status_map', 'canonical.business_objects',
-        'canonical.lineage_records', 'document_repo.documents'],
+        'canonical.lineage_records', 'document_repo.documents', 'operational.case_statuses',
+        'operational.status_transitions', 'operational.sla_policies', 'operational.sla_breaches',
+        'enterprise_lab.deleted_config_rows'],
   'user tables are registered with pg_extension_config_dump');
 
 SELECT ok((SELECT bool_and(short_desc IS NOT NULL AND short_desc <> '') FROM pg_settings
@@ -64,6 +66,7 @@ SELECT has_view('integration', 'held_submissions', 'held submissions are visible
 SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname IN ('intake', 'source_system', 'integration', 'operational', 'enterprise_lab')
               AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')
+              AND p.prokind <> 'p'  -- a procedure that commits cannot have a SET clause
               AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')), 0,
   'every PL/pgSQL function pins its search_path');
 

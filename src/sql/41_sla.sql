@@ -1,0 +1,151 @@
+-- operational (SLA): per-priority resolution deadlines, breach detection
+-- and escalation.  A case still in a non-terminal status past its deadline
+-- is flagged once (operational.sla_breaches) and an
+-- OperationalCaseSlaBreached event carries the breach to the canonical
+-- object, through the registered handler canonical.record_sla_breach().
+
+CREATE TABLE operational.sla_policies (
+  priority_code   text PRIMARY KEY REFERENCES reference.priorities (code),
+  resolution_time interval NOT NULL
+                  CONSTRAINT sla_policies_resolution_time_positive CHECK (resolution_time > interval '0'),
+  description     text,
+  seeded          boolean NOT NULL DEFAULT false
+);
+COMMENT ON TABLE operational.sla_policies IS
+  'How long a case of each priority may stay open (not in a terminal status) before its SLA is breached. Priorities without a row have no SLA.';
+
+INSERT INTO operational.sla_policies (priority_code, resolution_time, description, seeded) VALUES
+  ('critical', interval '4 hours', 'Critical: resolve within 4 hours.', true),
+  ('high', interval '1 day', 'High: resolve within 1 day.', true),
+  ('medium', interval '3 days', 'Medium: resolve within 3 days.', true),
+  ('low', interval '7 days', 'Low: resolve within 7 days.', true);
+
+CREATE TRIGGER sla_policies_10_user_modified BEFORE UPDATE ON operational.sla_policies
+  FOR EACH ROW EXECUTE FUNCTION enterprise_lab.mark_user_modified();
+
+CREATE TABLE operational.sla_breaches (
+  id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  submission_id uuid NOT NULL,
+  case_id       uuid NOT NULL REFERENCES operational.operation_cases (id),
+  priority_code text NOT NULL,
+  case_status   text NOT NULL,
+  opened_at     timestamptz NOT NULL,
+  deadline      timestamptz NOT NULL,
+  detected_at   timestamptz NOT NULL DEFAULT now(),
+  event_id      uuid,
+  CONSTRAINT sla_breaches_once_per_case UNIQUE (case_id)
+);
+CREATE INDEX sla_breaches_submission_idx ON operational.sla_breaches (submission_id);
+COMMENT ON TABLE operational.sla_breaches IS
+  'One row per case that missed its SLA deadline (flagged once: the unique key on case_id), with the event that published it.';
+COMMENT ON COLUMN operational.sla_breaches.case_status IS 'The case status when the breach was detected.';
+
+-- The escalation looks at non-terminal cases by status and age.
+CREATE INDEX operation_cases_status_opened_idx ON operational.operation_cases (processing_status, opened_at);
+
+CREATE FUNCTION operational.escalate_sla_breaches(max_cases integer DEFAULT 1000) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n integer;
+BEGIN
+  IF max_cases IS NULL OR max_cases < 1 THEN
+    RAISE EXCEPTION 'max_cases must be at least 1'
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('The value given was %s.', coalesce(max_cases::text, 'NULL'));
+  END IF;
+
+  -- The unique key on case_id flags a breach once, even when two
+  -- escalations run at the same time; the event's idempotency key makes its
+  -- publication once as well.
+  WITH overdue AS (
+    SELECT c.id, c.submission_id, c.external_reference, c.priority_code, c.processing_status,
+           c.opened_at, c.opened_at + p.resolution_time AS deadline,
+           gen_random_uuid() AS breach_id, gen_random_uuid() AS event_id
+      FROM operational.operation_cases c
+      JOIN operational.sla_policies p ON p.priority_code = c.priority_code
+     WHERE c.processing_status IN (SELECT status FROM operational.case_statuses WHERE NOT is_terminal)
+       AND c.opened_at + p.resolution_time < now()
+       AND NOT EXISTS (SELECT 1 FROM operational.sla_breaches b WHERE b.case_id = c.id)
+     ORDER BY c.opened_at + p.resolution_time
+     LIMIT max_cases
+  ), flagged AS (
+    INSERT INTO operational.sla_breaches AS b
+           (id, submission_id, case_id, priority_code, case_status, opened_at, deadline, event_id)
+    SELECT o.breach_id, o.submission_id, o.id, o.priority_code, o.processing_status, o.opened_at,
+           o.deadline, o.event_id
+      FROM overdue o
+    ON CONFLICT ON CONSTRAINT sla_breaches_once_per_case DO NOTHING
+    RETURNING b.*
+  )
+  INSERT INTO integration.events AS e
+         (id, submission_id, event_type, source_system, aggregate_type, aggregate_id, payload, idempotency_key)
+  SELECT f.event_id, f.submission_id, 'OperationalCaseSlaBreached', 'operational', 'operation_case', f.case_id,
+         jsonb_build_object('breach_id', f.id,
+                            'case_id', f.case_id,
+                            'external_reference', o.external_reference,
+                            'priority', f.priority_code,
+                            'case_status', f.case_status,
+                            'opened_at', f.opened_at,
+                            'deadline', f.deadline,
+                            'detected_at', f.detected_at),
+         'sla_breached:' || f.case_id
+    FROM flagged f JOIN overdue o ON o.id = f.case_id
+  ON CONFLICT ON CONSTRAINT events_idempotency_key_unique DO NOTHING;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  IF n > 0 THEN
+    RAISE LOG 'enterprise_lab: % case(s) breached their SLA', n;
+  END IF;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION operational.escalate_sla_breaches(integer) IS
+  'The SLA escalation job: flag up to max_cases non-terminal cases past their deadline (once each) and enqueue OperationalCaseSlaBreached for each; returns how many were flagged.';
+
+CREATE FUNCTION canonical.record_sla_breach(e integration.events) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  UPDATE canonical.business_objects b
+     SET attributes = b.attributes || jsonb_build_object('sla', jsonb_build_object(
+           'status', 'breached',
+           'priority', e.payload -> 'priority',
+           'deadline', e.payload -> 'deadline',
+           'breached_at', e.payload -> 'detected_at',
+           'case_status', e.payload -> 'case_status')),
+         updated_at = now()
+   WHERE b.submission_id = e.submission_id AND b.object_type = 'service_request';
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'submission % has no canonical object yet', e.submission_id
+      USING ERRCODE = 'no_data_found',
+            DETAIL = format('Event %s reports an SLA breach of case %s.', e.id, e.payload ->> 'case_id'),
+            HINT = 'Process or replay the submission''s RequestCreated event first.';
+  END IF;
+END $$;
+COMMENT ON FUNCTION canonical.record_sla_breach(integration.events) IS
+  'Handler of OperationalCaseSlaBreached: writes the breach into the canonical object''s attributes (key "sla").';
+
+INSERT INTO integration.event_handlers (event_type, handler, description, seeded) VALUES
+  ('OperationalCaseSlaBreached', 'canonical.record_sla_breach(integration.events)',
+   'Records an SLA breach in the canonical object''s attributes.', true);
+
+CREATE VIEW dashboard.sla_metrics AS
+SELECT p.priority_code,
+       p.resolution_time,
+       (SELECT count(*) FROM operational.operation_cases c
+         WHERE c.priority_code = p.priority_code
+           AND c.processing_status IN (SELECT status FROM operational.case_statuses WHERE NOT is_terminal)) AS open_cases,
+       (SELECT count(*) FROM operational.operation_cases c
+         WHERE c.priority_code = p.priority_code
+           AND c.processing_status IN (SELECT status FROM operational.case_statuses WHERE NOT is_terminal)
+           AND c.opened_at + p.resolution_time < now()) AS overdue_cases,
+       (SELECT count(*) FROM operational.sla_breaches b
+          JOIN operational.operation_cases c ON c.id = b.case_id
+         WHERE b.priority_code = p.priority_code
+           AND c.processing_status IN (SELECT status FROM operational.case_statuses WHERE NOT is_terminal)) AS open_breaches,
+       (SELECT count(*) FROM operational.sla_breaches b WHERE b.priority_code = p.priority_code) AS total_breaches
+  FROM operational.sla_policies p
+  JOIN reference.priorities pr ON pr.code = p.priority_code
+ ORDER BY pr.rank;
+COMMENT ON VIEW dashboard.sla_metrics IS
+  'SLA per priority: open cases, overdue cases, breaches still open and breaches ever flagged.';
+
+SELECT pg_catalog.pg_extension_config_dump('operational.sla_policies', '');
+SELECT pg_catalog.pg_extension_config_dump('operational.sla_breaches', '');
