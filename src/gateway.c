@@ -170,7 +170,9 @@ el_gateway_supervise(Oid dboid, long *timeout)
 
 	if (gateway_handle && gateway_dboid != dboid)
 	{
+		/* Wait until it is gone: its successor needs the port. */
 		TerminateBackgroundWorker(gateway_handle);
+		(void) WaitForBackgroundWorkerShutdown(gateway_handle);
 		pfree(gateway_handle);
 		gateway_handle = NULL;
 		gateway_restart_delay_ms = 0;
