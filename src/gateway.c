@@ -951,16 +951,15 @@ el_is_rpc(const char *url)
 /*
  * The request handler proper.  libmicrohttpd calls it once when the headers
  * are in (*req_cls == NULL), once per piece of body, and once more with
- * *upload_data_size == 0 when the whole body is in.
+ * *upload_data_size == 0 when the whole request is in.  We answer on that
+ * last call: a response queued earlier makes libmicrohttpd close the
+ * connection, which is right only for a body we refuse unread.
  */
 static enum MHD_Result
 el_handle_request(struct MHD_Connection *conn, const char *url, const char *method,
 				  const char *upload_data, size_t *upload_data_size, void **req_cls)
 {
 	ElRequest  *req = (ElRequest *) *req_cls;
-	bool		is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-	bool		is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
-		strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 
 	if (req == NULL)
 	{
@@ -974,28 +973,15 @@ el_handle_request(struct MHD_Connection *conn, const char *url, const char *meth
 		MemoryContextSwitchTo(cxt);
 		initStringInfo(&req->body);
 
-		if (!is_post)
-		{
-			if (!is_get || el_is_rpc(url))
-				return el_respond_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "PGRST117",
-										psprintf("Unsupported HTTP method %s for %s", method, url),
-										NULL, "Functions are called with POST /rpc/<name>.");
-			if (strcmp(url, "/health") == 0)
-				return el_handle_health(conn);
-			return el_serve_static(conn, url);
-		}
-		if (!el_is_rpc(url))
-			return el_respond_error(conn, MHD_HTTP_NOT_FOUND, "PGRST125",
-									"Invalid path specified in request URL",
-									NULL, "Functions are called with POST /rpc/<name>.");
-
 		/* Refuse an announced oversize body before reading any of it. */
 		length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 											 MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (length && strtoull(length, NULL, 10) > (unsigned long long) el_http_max_body)
-			req->too_large = true;
-		else
-			return MHD_YES;
+			return el_respond_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "PGRST413",
+									"Request body too large",
+									psprintf("The limit is %d bytes.", el_http_max_body),
+									"Raise enterprise_lab.http_max_body.");
+		return MHD_YES;
 	}
 
 	MemoryContextSwitchTo(req->cxt);
@@ -1020,6 +1006,22 @@ el_handle_request(struct MHD_Connection *conn, const char *url, const char *meth
 								"Request body too large",
 								psprintf("The limit is %d bytes.", el_http_max_body),
 								"Raise enterprise_lab.http_max_body.");
+
+	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+	{
+		if ((strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+			 strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) || el_is_rpc(url))
+			return el_respond_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "PGRST117",
+									psprintf("Unsupported HTTP method %s for %s", method, url),
+									NULL, "Functions are called with POST /rpc/<name>.");
+		if (strcmp(url, "/health") == 0)
+			return el_handle_health(conn);
+		return el_serve_static(conn, url);
+	}
+	if (!el_is_rpc(url))
+		return el_respond_error(conn, MHD_HTTP_NOT_FOUND, "PGRST125",
+								"Invalid path specified in request URL",
+								NULL, "Functions are called with POST /rpc/<name>.");
 	return el_handle_rpc(conn, url, req);
 }
 

@@ -383,6 +383,17 @@ def main():
     ok(s == 200 and hdr.get("Content-Type", "").startswith("text/html") and body.startswith(b"<"),
        "GET / serves index.html as text/html", (s, hdr))
     ok(hdr.get("X-Content-Type-Options") == "nosniff", "static files are sent with nosniff")
+    conn = http.client.HTTPConnection(HOST, PORT, timeout=10)
+    statuses = []
+    for method, path, body in (("GET", "/", None), ("POST", "/rpc/http_test_echo", b"{}"), ("GET", "/health", None),
+                               ("POST", "/rpc/no_such_function", b"{}")):
+        conn.request(method, path, body=body)
+        r = conn.getresponse()
+        r.read()
+        statuses.append((r.status, r.getheader("Connection")))
+    conn.close()
+    ok([st for st, _ in statuses] == [200, 200, 200, 404] and all(c != "close" for _, c in statuses),
+       "one kept-alive connection serves several requests", statuses)
     s, hdr, body = request("HEAD", "/")
     ok(s == 200 and body == b"", "HEAD / answers without a body")
     for path, ctype in (("/http-test.css", "text/css"), ("/http-test-sub/a.js", "text/javascript"),
