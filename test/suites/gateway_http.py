@@ -89,9 +89,28 @@ def jwt(claims, secret=SECRET, alg="HS256"):
     return "%s.%s.%s" % (header, payload, b64(hmac.new(secret, signing, digest).digest()))
 
 
-def set_request_timeout(value):
-    psql("ALTER SYSTEM SET enterprise_lab.http_request_timeout = %s" % value)
+def set_setting(name, value):
+    psql("ALTER SYSTEM SET %s = %s" % (name, value))
     psql("SELECT pg_reload_conf()")
+
+
+def set_request_timeout(value):
+    set_setting("enterprise_lab.http_request_timeout", value)
+
+
+def wait_health(accept, seconds=30):
+    """Poll /health until accept(status, document) holds; the last answer or None."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            st, _, body = request("GET", "/health", timeout=5)
+            doc = json.loads(body)
+            if accept(st, doc):
+                return st, doc
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    return None
 
 
 def wait_healthy(seconds=60):
@@ -215,6 +234,8 @@ def teardown():
         pass
     try:
         set_request_timeout("DEFAULT")
+        set_setting("enterprise_lab.database", "DEFAULT")
+        psql("DROP DATABASE IF EXISTS http_test_noext WITH (FORCE)")
         psql(TEARDOWN)
     except RuntimeError as e:
         print("# teardown: %s" % e)
@@ -495,6 +516,29 @@ def main():
     ok(integrated, "the workers integrate all 20 submissions made through the gateway")
     s, _, body = request("GET", "/health")
     ok(s == 200 and json.loads(body)["status"] == "ok", "the gateway is healthy afterwards")
+
+    # ------------------------------------------------------------ no extension, no database: 503, no crash loop
+    psql("CREATE DATABASE http_test_noext")
+    set_setting("enterprise_lab.database", "'http_test_noext'")
+    h = wait_health(lambda st, d: st == 503 and d.get("extension") is False and d.get("database") is True)
+    ok(h is not None, "without the extension in its database, /health -> 503 (extension false)", h)
+    s, d, _ = rpc("http_test_echo", {})
+    ok(s == 503 and d["code"] == "PGRST002", "... and /rpc -> 503 PGRST002", (s, d))
+    set_setting("enterprise_lab.database", "'http_test_missing'")
+    h = wait_health(lambda st, d: st == 503 and d.get("database") is False)
+    ok(h is not None, "without its database, /health -> 503 (database false)", h)
+    s, d, _ = rpc("http_test_echo", {})
+    ok(s == 503 and d["code"] == "PGRST001", "... /rpc -> 503 PGRST001", (s, d))
+    s, _, _ = request("GET", "/")
+    ok(s == 200, "... and the dashboard files are still served", s)
+    time.sleep(3)
+    ok(psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'enterprise_lab gateway'") == "1",
+       "one gateway process, not a crash loop")
+    set_setting("enterprise_lab.database", "DEFAULT")
+    h = wait_health(lambda st, d: st == 200 and d.get("status") == "ok")
+    ok(h is not None, "back in its database, the gateway is healthy again", h)
+    s, d, _ = rpc("http_test_echo", {})
+    ok(s == 200, "... and serves calls", (s, d))
 
 
 try:
