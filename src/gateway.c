@@ -76,8 +76,8 @@ char	   *el_jwt_secret = NULL;
 int			el_http_max_body = 16 * 1024 * 1024;
 int			el_http_request_timeout_ms = 30000;
 
-void
-el_gateway_define_gucs(void)
+static void
+el_gateway_define_startup_gucs(void)
 {
 	DefineCustomIntVariable("enterprise_lab.http_port",
 							"TCP port of the built-in HTTP gateway.",
@@ -96,6 +96,18 @@ el_gateway_define_gucs(void)
 							   PGC_POSTMASTER,
 							   0,
 							   NULL, NULL, NULL);
+}
+
+void
+el_gateway_define_gucs(void)
+{
+	/*
+	 * Port and address are fixed at server start, and PostgreSQL allows
+	 * such settings only while preloading (a library loaded later by
+	 * CREATE EXTENSION has no gateway anyway).
+	 */
+	if (process_shared_preload_libraries_in_progress)
+		el_gateway_define_startup_gucs();
 
 	DefineCustomStringVariable("enterprise_lab.http_anon_role",
 							   "Role the gateway runs requests without a token as.",
