@@ -690,9 +690,10 @@ el_set_local(const char *name, const char *value)
 }
 
 /*
- * One transaction: authenticator, role, claims, api.<name>(body).  Returns
- * false with outcome->status/body set when the request is refused before
- * the call; errors raised by PostgreSQL propagate to the caller.
+ * The work of one transaction: authenticator, role, claims, then
+ * api.<name>(body).  Sets outcome->status and ->body, also when the request
+ * is refused before the call (no extension, no such function); errors
+ * raised by PostgreSQL propagate to the caller.
  */
 static void
 el_rpc_transaction(const char *name, StringInfo body, ElAuth *auth,
@@ -702,6 +703,7 @@ el_rpc_transaction(const char *name, StringInfo body, ElAuth *auth,
 	Oid			funcoid;
 	Datum		arg;
 	char	   *sql;
+	char	   *result;
 	int			rc;
 
 	if (!OidIsValid(get_extension_oid("enterprise_lab", true)))
@@ -734,7 +736,7 @@ el_rpc_transaction(const char *name, StringInfo body, ElAuth *auth,
 	if (!OidIsValid(get_role_oid(el_http_authenticator, true)) ||
 		!OidIsValid(get_role_oid(el_http_anon_role, true)))
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("gateway role \"%s\" or \"%s\" does not exist",
 						el_http_authenticator, el_http_anon_role),
 				 errhint("Check enterprise_lab.http_authenticator and enterprise_lab.http_anon_role.")));
@@ -763,12 +765,9 @@ el_rpc_transaction(const char *name, StringInfo body, ElAuth *auth,
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("api.%s returned no row", name)));
-	{
-		char	   *result = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-		outcome->status = MHD_HTTP_OK;
-		outcome->body = MemoryContextStrdup(keep, result ? result : "null");
-	}
+	result = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	outcome->status = MHD_HTTP_OK;
+	outcome->body = MemoryContextStrdup(keep, result ? result : "null");
 }
 
 static void

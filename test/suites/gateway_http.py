@@ -235,6 +235,8 @@ def teardown():
     try:
         set_request_timeout("DEFAULT")
         set_setting("enterprise_lab.database", "DEFAULT")
+        set_setting("enterprise_lab.http_max_body", "DEFAULT")
+        set_setting("enterprise_lab.http_anon_role", "DEFAULT")
         psql("DROP DATABASE IF EXISTS http_test_noext WITH (FORCE)")
         psql(TEARDOWN)
     except RuntimeError as e:
@@ -460,7 +462,21 @@ def main():
     s, d, _ = rpc("http_test_echo", {})
     ok(s == 200, "the next request is not cancelled by the previous timeout", (s, d))
     set_request_timeout("DEFAULT")
-    time.sleep(0.5)
+
+    # The other settings take effect on reload too.
+    set_setting("enterprise_lab.http_max_body", "'2kB'")
+    set_setting("enterprise_lab.http_anon_role", "'http_test_no_such_role'")
+    time.sleep(1)
+    s, d, _ = rpc("http_test_echo", {"x": "a" * 3000})
+    ok(s == 413, "a lowered http_max_body applies after a reload", (s, d))
+    s, d, _ = rpc("http_test_echo", {})
+    ok(s == 500 and d["code"] == "F0000" and "http_test_no_such_role" in d["message"],
+       "a missing anonymous role is a server error (500), not the client's", (s, d))
+    set_setting("enterprise_lab.http_max_body", "DEFAULT")
+    set_setting("enterprise_lab.http_anon_role", "DEFAULT")
+    time.sleep(1)
+    s, d, _ = rpc("http_test_echo", {"x": "a" * 3000})
+    ok(s == 200, "settings back to their defaults", (s, d))
 
     # ------------------------------------------------------------ slow clients, workers, concurrency
     # A client that sends half its headers and stalls must not hold up others.
