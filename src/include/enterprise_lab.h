@@ -92,7 +92,6 @@ extern PGDLLEXPORT void el_worker_main(Datum arg);
 extern void el_register_launcher(void);
 
 /* gateway.c: the built-in HTTP gateway, started by the launcher */
-extern int	el_http_port;
 extern void el_gateway_define_gucs(void);
 extern void el_gateway_supervise(Oid dboid, long *timeout);
 extern PGDLLEXPORT void el_gateway_main(Datum arg);
