@@ -68,13 +68,13 @@
 /* Longest name accepted in /rpc/<name>. */
 #define EL_RPC_NAME_MAX (NAMEDATALEN - 1)
 
-int			el_http_port = 0;
-char	   *el_http_listen = NULL;
-char	   *el_http_anon_role = NULL;
-char	   *el_http_authenticator = NULL;
-char	   *el_jwt_secret = NULL;
-int			el_http_max_body = 16 * 1024 * 1024;
-int			el_http_request_timeout_ms = 30000;
+static int	el_http_port = 0;
+static char *el_http_listen = NULL;
+static char *el_http_anon_role = NULL;
+static char *el_http_authenticator = NULL;
+static char *el_jwt_secret = NULL;
+static int	el_http_max_body = 16 * 1024 * 1024;
+static int	el_http_request_timeout_ms = 30000;
 
 static void
 el_gateway_define_startup_gucs(void)
