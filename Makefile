@@ -17,7 +17,7 @@ REGRESS      = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
 REGRESS_OPTS = --inputdir=.
 
 PG_CPPFLAGS = -Isrc/include -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
-SHLIB_LINK  = -lcurl -lcrypto -lmicrohttpd -ljwt -lxml2
+SHLIB_LINK  = -lcurl -lcrypto -lmicrohttpd -lxml2
 
 EXTRA_CLEAN = $(DATA_built)
 
@@ -27,3 +27,16 @@ include $(PGXS)
 
 $(DATA_built): $(SQL_PARTS) $(EXTENSION).control
 	cat $(SQL_PARTS) > $@
+
+# The dashboard (web/) goes to the share directory, where the gateway serves
+# it from; the directory is replaced whole, so removed files do not linger.
+WEB_DIR = $(DESTDIR)$(datadir)/extension/enterprise_lab_web
+install: install-web
+install-web:
+	rm -rf '$(WEB_DIR)' && $(MKDIR_P) '$(WEB_DIR)'
+	if [ -d web ]; then cd web && find . -type f ! -name '.*' | while read -r f; do \
+	  $(MKDIR_P) "$(WEB_DIR)/$$(dirname "$$f")" && $(INSTALL_DATA) "$$f" "$(WEB_DIR)/$$f" || exit 1; done; fi
+uninstall: uninstall-web
+uninstall-web:
+	rm -rf '$(WEB_DIR)'
+.PHONY: install-web uninstall-web

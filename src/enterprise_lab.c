@@ -210,6 +210,7 @@ _PG_init(void)
 {
 	el_define_gucs();
 	el_define_document_gucs();
+	el_gateway_define_gucs();
 	MarkGUCPrefixReserved("enterprise_lab");
 
 	RegisterXactCallback(el_xact_callback, NULL);

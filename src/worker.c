@@ -220,6 +220,8 @@ el_launcher_main(Datum arg)
 			}
 		}
 
+		el_gateway_supervise(dboid, &timeout);
+
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -92,4 +92,9 @@ extern PGDLLEXPORT void el_launcher_main(Datum arg);
 extern PGDLLEXPORT void el_worker_main(Datum arg);
 extern void el_register_launcher(void);
 
+/* gateway.c: the built-in HTTP gateway, started by the launcher */
+extern void el_gateway_define_gucs(void);
+extern void el_gateway_supervise(Oid dboid, long *timeout);
+extern PGDLLEXPORT void el_gateway_main(Datum arg);
+
 #endif							/* ENTERPRISE_LAB_H */
