@@ -1,0 +1,61 @@
+// The API client: POST <base>rpc/<name> with a JSON body, as PostgREST and
+// the built-in gateway both serve it.  Errors carry PostgREST's error body
+// (code, message, details, hint).
+
+import config from './config.js';
+import * as auth from './auth.js';
+
+const base = new URL(config.apiBase || './', document.baseURI);
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body.code ?? null;
+    this.details = body.details ?? null;
+    this.hint = body.hint ?? null;
+    this.column = body.column ?? null;
+  }
+}
+
+async function call(name, body, withToken) {
+  // Prefer: older PostgREST versions pass the body as the single jsonb
+  // argument only when asked; newer ones do it anyway and ignore this.
+  const headers = { 'Content-Type': 'application/json', Accept: 'application/json', Prefer: 'params=single-object' };
+  const t = withToken ? auth.token() : null;
+  if (t) headers.Authorization = `Bearer ${t}`;
+  let response;
+  try {
+    response = await fetch(new URL(`rpc/${name}`, base), {
+      method: 'POST', headers, body: JSON.stringify(body ?? {}), cache: 'no-store', credentials: 'omit',
+    });
+  } catch (e) {
+    throw new ApiError(0, { message: `The API cannot be reached (${e.message}).` });
+  }
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (!response.ok) {
+    throw new ApiError(response.status, data && typeof data === 'object' ? data : { message: text || response.statusText });
+  }
+  return data;
+}
+
+// Reads and writes use the signed-in token.  A rejected token (401) is
+// dropped, so the console keeps working anonymously, and the caller learns
+// why through onTokenRejected.
+let tokenRejected = () => {};
+export function onTokenRejected(fn) { tokenRejected = fn; }
+
+export async function rpc(name, body = {}) {
+  try {
+    return await call(name, body, true);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401 && auth.token()) {
+      auth.signOut();
+      tokenRejected(e);
+      if (name !== 'set_case_status' && name !== 'replay_event') return call(name, body, false);
+    }
+    throw e;
+  }
+}
