@@ -46,6 +46,14 @@ export function renderDetail(d) {
   renderIfChanged($('lineage-graph'), [d.submission, d.service_request, d.case, d.canonical, d.events, d.lineage], () => {
     renderLineage($('lineage-graph'), d);
   });
+  if (!$('lineage-graph').dataset.wired) {
+    // A box of the picture leads to the card or table with its record.
+    $('lineage-graph').dataset.wired = 'yes';
+    $('lineage-graph').addEventListener('click', (e) => {
+      const box = e.target.closest('[data-target]');
+      if (box) $(box.dataset.target).scrollIntoView({ behavior: 'smooth', block: 'center' });
+    });
+  }
 
   const sub = d.submission ? { ...d.submission } : null;
   renderIfChanged($('card-intake'), sub, () => kvList($('card-intake'), sub, INTAKE_FIELDS, INTAKE_HIDDEN));

@@ -17,7 +17,7 @@ function clip(text, n) {
 function node(p, { kind, title, status, id, missing, target }) {
   const g = s('g', {
     class: `lin-node${missing ? ' lin-missing' : ''}`,
-    'data-kind': kind, 'data-status': missing ? 'missing' : (status || 'none'),
+    'data-kind': kind, 'data-status': missing ? 'absent' : (status || 'none'),
     transform: `translate(${p.x} ${p.y})`,
   });
   if (target) g.dataset.target = target;

@@ -43,7 +43,7 @@ export class SubmissionList {
     for (const tr of $('submission-table').tBodies[0].rows) {
       const on = tr.dataset.id === id;
       tr.classList.toggle('selected', on);
-      tr.setAttribute('aria-selected', on ? 'true' : 'false');
+      if (on) tr.setAttribute('aria-current', 'true'); else tr.removeAttribute('aria-current');
     }
   }
 
@@ -70,7 +70,7 @@ export class SubmissionList {
         const tr = h('tr', {
           'data-id': it.submission_id,
           class: it.submission_id === this.selected ? 'selected' : null,
-          'aria-selected': it.submission_id === this.selected ? 'true' : 'false',
+          'aria-current': it.submission_id === this.selected ? 'true' : null,
         },
         h('td', null,
           h('button', { type: 'button', class: 'row-link', on: { click: open } }, it.request_number || 'not numbered yet'),
