@@ -41,6 +41,12 @@ async function call(name, body, withToken) {
   return data;
 }
 
+// An error as one readable sentence or three: message, details, hint.
+export function describe(e) {
+  const message = String(e.message || 'Request failed');
+  return [/[.!?]$/.test(message) ? message : `${message}.`, e.details, e.hint].filter(Boolean).join(' ');
+}
+
 // Reads and writes use the signed-in token.  A rejected token (401) is
 // dropped, so the console keeps working anonymously, and the caller learns
 // why through onTokenRejected.

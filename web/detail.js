@@ -43,7 +43,10 @@ export function renderDetail(d) {
   renderIfChanged($('detail-status'), [d.submission, d.service_request, d.case, d.canonical], () => {
     $('detail-status').replaceChildren(...statusRow(d));
   });
-  renderIfChanged($('lineage-graph'), [d.submission, d.service_request, d.case, d.canonical, d.events, d.lineage], () => {
+  // Presigned links differ on every call: redraw for a new document, or to
+  // renew links every ten minutes, not on every refresh.
+  const documentsKey = [(d.documents || []).map(({ download_url: _, ...doc }) => doc), Math.floor(Date.now() / 600000)];
+  renderIfChanged($('lineage-graph'), [d.submission, d.service_request, d.case, d.canonical, d.events, d.lineage, documentsKey[0]], () => {
     renderLineage($('lineage-graph'), d);
   });
   if (!$('lineage-graph').dataset.wired) {
@@ -61,7 +64,7 @@ export function renderDetail(d) {
   renderIfChanged($('card-case'), d.case, () => kvList($('card-case'), d.case, CASE_FIELDS, CASE_HIDDEN));
   renderIfChanged($('card-canonical'), d.canonical, () => kvList($('card-canonical'), d.canonical, CANONICAL_FIELDS, CANONICAL_HIDDEN));
 
-  renderIfChanged($('table-documents'), d.documents, () => $('table-documents').replaceChildren(table(d.documents, [
+  renderIfChanged($('table-documents'), documentsKey, () => $('table-documents').replaceChildren(table(d.documents, [
     ['file_name', 'File', (r) => h('span', { class: 'file-name' }, r.file_name ?? r.original_file_name ?? '')],
     ['content_type', 'Type', (r) => r.content_type ?? r.document_type ?? '—'],
     ['size_bytes', 'Size', (r) => bytes(r.size_bytes ?? r.size ?? r.byte_size)],

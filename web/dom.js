@@ -90,7 +90,10 @@ export function value(key, v) {
   if (isTimestamp(v)) return when(v);
   if (typeof v === 'string' && UUID.test(v)) return shortId(v);
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
-  if (typeof v === 'object') return h('pre', { class: 'json' }, JSON.stringify(v, null, 2));
+  if (Array.isArray(v)) return v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join(', ');
+  if (typeof v === 'object') {
+    return h('ul', { class: 'attrs' }, Object.entries(v).map(([k, x]) => h('li', null, h('span', { class: 'muted' }, `${k}: `), value(k, x))));
+  }
   if (/size|bytes/.test(key) && typeof v === 'number') return bytes(v);
   return String(v);
 }

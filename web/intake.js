@@ -3,7 +3,7 @@
 // validation errors shown next to the field they name.
 
 import { h, $ } from './dom.js';
-import { rpc } from './api.js';
+import { rpc, describe } from './api.js';
 
 const FIELDS = ['requester_name', 'requester_email', 'customer_id', 'agreement_id', 'request_type', 'priority', 'team', 'description', 'document'];
 
@@ -98,7 +98,7 @@ export class IntakeForm {
 
   showError(e) {
     const field = fieldOf(e);
-    const text = [e.message, e.details, e.hint].filter(Boolean).join(' ');
+    const text = describe(e);
     if (field) {
       $(`err-${field}`).textContent = text;
       $(`f-${field}`).setAttribute('aria-invalid', 'true');

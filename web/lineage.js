@@ -1,7 +1,7 @@
 // The selected request's lineage as a picture: intake → source request →
 // RequestCreated event → operational case → canonical object, with the
-// case's status-change events below the case, each feeding the canonical
-// object.  Boxes are coloured by status; records that do not exist yet are
+// documents below the source request and the case's status-change events
+// below the case, each feeding the canonical object.  Boxes are coloured by status; records that do not exist yet are
 // dashed.  Built with createElementNS only.
 
 import { s } from './dom.js';
@@ -47,7 +47,7 @@ function drop(from, to, label, dashed) {
   const x = from.x + W / 2, y1 = from.y + H, y2 = to.y;
   const g = s('g', { class: `lin-edge${dashed ? ' lin-edge-missing' : ''}` });
   g.append(s('path', { d: `M${x} ${y1} L${x} ${y2 - 2}`, 'marker-end': 'url(#lin-arrow)' }));
-  if (label) g.append(s('text', { class: 'lin-edge-label', x: x + 6, y: (y1 + y2) / 2 + 4 }, label));
+  if (label) g.append(s('text', { class: 'lin-edge-label', x: x + 6, y: (y1 + y2) / 2 + 4 }, label.replace(/_/g, ' ')));
   return g;
 }
 
@@ -65,8 +65,9 @@ export function renderLineage(container, detail) {
   const isCaseEvent = (e) => e.aggregate_type === 'operation_case' || e.event_type === 'OperationalCaseStatusChanged';
   const requestEvents = all.filter((e) => !isCaseEvent(e)).slice(0, MAX_EVENTS_PER_COLUMN);
   const caseEvents = all.filter(isCaseEvent).slice(-MAX_EVENTS_PER_COLUMN);
+  const documents = (detail.documents || []).slice(0, MAX_EVENTS_PER_COLUMN);
 
-  const rows = Math.max(1, requestEvents.length, 1 + caseEvents.length);
+  const rows = Math.max(1, requestEvents.length, 1 + caseEvents.length, 1 + documents.length);
   const col = (i) => PAD + i * (W + GAP_X);
   const row = (i) => PAD + i * (H + GAP_Y);
   const width = col(5) - GAP_X + PAD;
@@ -89,6 +90,14 @@ export function renderLineage(container, detail) {
   nodes.append(node(pos.intake, { kind: 'intake submission', title: sub.requester_name || sub.intake_method, status: sub.status, id: sub.id || sub.submission_id, target: 'card-intake' }));
   nodes.append(node(pos.source, { kind: 'source request', title: sr && sr.request_number, status: sr && sr.lifecycle_status, id: sr && sr.id, missing: !sr, target: 'card-source' }));
   edges.append(edge(pos.intake, pos.source, 'creates', !sr));
+
+  let aboveDoc = pos.source;
+  documents.forEach((doc, i) => {
+    const p = { x: col(1), y: row(i + 1) };
+    nodes.append(node(p, { kind: 'document', title: doc.original_file_name ?? doc.file_name, status: doc.status, id: doc.id, target: 'table-documents' }));
+    edges.append(drop(aboveDoc, p, i === 0 ? relationship(detail.lineage, 'service_request', 'document') || 'attached' : null, false));
+    aboveDoc = p;
+  });
 
   if (requestEvents.length === 0) {
     const p = { x: col(2), y: row(0) };

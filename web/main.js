@@ -5,7 +5,7 @@
 import config from './config.js';
 import { $, h } from './dom.js';
 import * as auth from './auth.js';
-import { rpc, onTokenRejected } from './api.js';
+import { rpc, onTokenRejected, describe } from './api.js';
 import { renderOverview, renderCaseLegend } from './overview.js';
 import { SubmissionList } from './submissions.js';
 import { renderDetail, clearDetail } from './detail.js';
@@ -87,7 +87,7 @@ async function refresh() {
     } catch (e) {
       $('health').className = 'pill pill-bad';
       $('health').textContent = 'API unreachable';
-      banner([e.message, e.details, e.hint].filter(Boolean).join(' '));
+      banner(describe(e));
       $('banner').dataset.kind = 'api';
     } finally {
       running = null;

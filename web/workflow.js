@@ -4,7 +4,7 @@
 
 import { h, $, badge } from './dom.js';
 import * as auth from './auth.js';
-import { rpc } from './api.js';
+import { rpc, describe } from './api.js';
 
 export class Workflow {
   constructor({ onChanged }) {
@@ -24,6 +24,12 @@ export class Workflow {
 
   show(caseRow) {
     const before = this.caseRow && `${this.caseRow.id}/${this.caseRow.processing_status}`;
+    if ((this.caseRow && this.caseRow.id) !== (caseRow && caseRow.id)) {
+      // Another case: what was said or typed about the last one goes.
+      $('workflow-note').textContent = '';
+      $('workflow-note').className = 'small muted';
+      $('workflow-reason').value = '';
+    }
     this.caseRow = caseRow;
     if (before !== (caseRow && `${caseRow.id}/${caseRow.processing_status}`)) this.render();
   }
@@ -75,7 +81,7 @@ export class Workflow {
       this.caseRow = { ...c, processing_status: r.processing_status };
     } catch (e) {
       note.className = 'small error';
-      note.textContent = [e.message, e.details, e.hint].filter(Boolean).join(' ');
+      note.textContent = describe(e);
     } finally {
       this.busy = false;
       this.render();
