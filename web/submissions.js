@@ -3,7 +3,8 @@
 import { h, $, badge, ago, renderIfChanged } from './dom.js';
 import config from './config.js';
 
-const STATUSES = ['received', 'integrated', 'failed', 'pending', 'dead_letter', 'open', 'active', 'in_progress', 'completed', 'rejected'];
+// Statuses of the layers a row shows (source request, case, canonical object).
+const STATUSES = ['received', 'integrated', 'failed', 'open', 'active', 'in_progress', 'completed', 'rejected'];
 
 export class SubmissionList {
   constructor({ onSelect, onFilterChange }) {
