@@ -66,6 +66,6 @@ export function renderOverview(metrics) {
 export function renderCaseLegend(caseStatuses) {
   $('case-status-legend').replaceChildren(...(caseStatuses || []).flatMap((cs) => [
     h('dt', null, badge(cs.status)),
-    h('dd', null, `Case: ${cs.description || ''}${cs.is_terminal ? '' : ''}`),
+    h('dd', null, `Case: ${cs.description || ''}`),
   ]));
 }
