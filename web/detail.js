@@ -3,6 +3,11 @@
 
 import { h, $, badge, when, bytes, shortId, kvList, table, renderIfChanged } from './dom.js';
 import { renderLineage } from './lineage.js';
+import * as auth from './auth.js';
+import { rpc, describe } from './api.js';
+
+const REPLAYABLE = new Set(['dead_letter', 'failed', 'skipped']);
+const REPLAY_ROLES = new Set(['lab_operator', 'lab_admin']);
 
 const INTAKE_FIELDS = ['id', 'submission_id', 'status', 'submitted_at', 'intake_method', 'requester_name', 'requester_email',
   'customer_name', 'customer_code', 'agreement_number', 'request_type_code', 'priority_code', 'team_code', 'description', 'submitted_by'];
@@ -36,7 +41,32 @@ function statusRow(d) {
   ];
 }
 
-export function renderDetail(d) {
+// Operators put a dead-lettered, failed or skipped event back to pending.
+async function replay(event, onChanged) {
+  const note = $('events-note');
+  note.className = 'small muted';
+  note.textContent = `Replaying event #${event.seq}…`;
+  try {
+    await rpc('replay_event', { event_id: event.id });
+    note.className = 'small ok';
+    note.textContent = `Event #${event.seq} (${event.event_type}) is pending again; a worker picks it up now.`;
+  } catch (e) {
+    note.className = 'small error';
+    note.textContent = describe(e);
+  }
+  onChanged();
+}
+
+function eventAction(row, onChanged) {
+  const c = auth.claims();
+  if (!REPLAYABLE.has(row.status) || !c || !REPLAY_ROLES.has(c.role)) return '';
+  return h('button', {
+    type: 'button', class: 'btn btn-small', 'aria-label': `Replay event #${row.seq}`,
+    on: { click: (e) => { e.currentTarget.disabled = true; replay(row, onChanged); } },
+  }, 'Replay');
+}
+
+export function renderDetail(d, onChanged) {
   $('detail-empty').hidden = true;
   $('detail-body').hidden = false;
 
@@ -84,7 +114,8 @@ export function renderDetail(d) {
     ['change_reason', 'Reason'],
   ], 'No case status changes yet.')));
 
-  renderIfChanged($('table-events'), d.events, () => $('table-events').replaceChildren(table(d.events, [
+  const role = (auth.claims() || {}).role || null;
+  renderIfChanged($('table-events'), [d.events, role], () => $('table-events').replaceChildren(table(d.events, [
     ['seq', '#'],
     ['event_type', 'Type', (r) => h('code', null, r.event_type ?? '')],
     ['status', 'Status'],
@@ -97,6 +128,7 @@ export function renderDetail(d) {
       return Number.isFinite(ms) ? `${ms} ms` : '—';
     }],
     ['last_error', 'Last error'],
+    ['action', '', (r) => eventAction(r, onChanged)],
   ], 'No events.')));
 
   renderIfChanged($('table-sync'), d.sync_logs, () => $('table-sync').replaceChildren(table(d.sync_logs, [
@@ -121,6 +153,7 @@ export function clearDetail(message) {
   $('detail-empty').hidden = false;
   $('detail-body').hidden = true;
   $('detail-status').replaceChildren();
+  $('events-note').textContent = '';
   for (const id of ['detail-status', 'lineage-graph', 'card-intake', 'card-source', 'card-case', 'card-canonical',
     'table-documents', 'table-history', 'table-events', 'table-sync', 'table-lineage']) delete $(id).dataset.rendered;
 }

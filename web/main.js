@@ -75,7 +75,7 @@ async function refresh() {
       list.render(submissions);
       list.select(selected);
       if (detail) {
-        renderDetail(detail);
+        renderDetail(detail, () => refresh());
         workflow.show(detail.case);
       } else if (detail === null) {
         selected = null;
