@@ -18,12 +18,11 @@ export class ApiError extends Error {
   }
 }
 
-async function call(name, body, withToken) {
+async function call(name, body, token) {
   // Prefer: older PostgREST versions pass the body as the single jsonb
   // argument only when asked; newer ones do it anyway and ignore this.
   const headers = { 'Content-Type': 'application/json', Accept: 'application/json', Prefer: 'params=single-object' };
-  const t = withToken ? auth.token() : null;
-  if (t) headers.Authorization = `Bearer ${t}`;
+  if (token) headers.Authorization = `Bearer ${token}`;
   let response;
   try {
     response = await fetch(new URL(`rpc/${name}`, base), {
@@ -48,19 +47,24 @@ export function describe(e) {
 }
 
 // Reads and writes use the signed-in token.  A rejected token (401) is
-// dropped, so the console keeps working anonymously, and the caller learns
-// why through onTokenRejected.
+// dropped, so the console keeps working anonymously (reads are retried
+// without it), and the caller learns why through onTokenRejected.
+const WRITES = new Set(['submit_request', 'set_case_status', 'replay_event']);
 let tokenRejected = () => {};
 export function onTokenRejected(fn) { tokenRejected = fn; }
 
 export async function rpc(name, body = {}) {
+  const sent = auth.token();
   try {
-    return await call(name, body, true);
+    return await call(name, body, sent);
   } catch (e) {
-    if (e instanceof ApiError && e.status === 401 && auth.token()) {
-      auth.signOut();
-      tokenRejected(e);
-      if (name !== 'set_case_status' && name !== 'replay_event') return call(name, body, false);
+    if (e instanceof ApiError && e.status === 401 && sent) {
+      // Several calls may fail with the same token; sign out once.
+      if (auth.token() === sent) {
+        auth.signOut();
+        tokenRejected(e);
+      }
+      if (!WRITES.has(name)) return call(name, body, null);
     }
     throw e;
   }
