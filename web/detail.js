@@ -128,7 +128,7 @@ export function renderDetail(d, onChanged) {
       return Number.isFinite(ms) ? `${ms} ms` : '—';
     }],
     ['last_error', 'Last error'],
-    ['action', '', (r) => eventAction(r, onChanged)],
+    ['action', h('span', { class: 'sr-only' }, 'Action'), (r) => eventAction(r, onChanged)],
   ], 'No events.')));
 
   renderIfChanged($('table-sync'), d.sync_logs, () => $('table-sync').replaceChildren(table(d.sync_logs, [
