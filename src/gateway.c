@@ -778,6 +778,19 @@ el_stop_request_timeout(void)
 	QueryCancelPending = false;
 }
 
+/*
+ * Start of one request's work, inside its transaction and PG_TRY: the
+ * per-request statement timeout, SPI, a snapshot.
+ */
+static void
+el_request_begin(void)
+{
+	if (el_http_request_timeout_ms > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, el_http_request_timeout_ms);
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
 static void
 el_run_rpc(const char *name, StringInfo body, ElAuth *auth, const char *path,
 		   ElOutcome *outcome)
@@ -788,10 +801,7 @@ el_run_rpc(const char *name, StringInfo body, ElAuth *auth, const char *path,
 	StartTransactionCommand();
 	PG_TRY();
 	{
-		if (el_http_request_timeout_ms > 0)
-			enable_timeout_after(STATEMENT_TIMEOUT, el_http_request_timeout_ms);
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
+		el_request_begin();
 		pgstat_report_activity(STATE_RUNNING, path);
 
 		el_rpc_transaction(name, body, auth, path, keep, outcome);
@@ -902,10 +912,7 @@ el_handle_health(struct MHD_Connection *conn)
 		StartTransactionCommand();
 		PG_TRY();
 		{
-			if (el_http_request_timeout_ms > 0)
-				enable_timeout_after(STATEMENT_TIMEOUT, el_http_request_timeout_ms);
-			SPI_connect();
-			PushActiveSnapshot(GetTransactionSnapshot());
+			el_request_begin();
 			extension = OidIsValid(get_extension_oid("enterprise_lab", true));
 			if (extension &&
 				SPI_execute("SELECT count(*) FROM integration.events WHERE status IN ('pending', 'failed')",
