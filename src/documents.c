@@ -29,7 +29,7 @@
 #include "enterprise_lab.h"
 #include "s3.h"
 
-int			el_max_document_size = 10 * 1024 * 1024;
+static int	el_max_document_size = 10 * 1024 * 1024;
 
 #define EL_MAX_FILE_NAME_BYTES 255
 #define EL_MAX_STORED_BASE_BYTES 100

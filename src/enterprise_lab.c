@@ -42,9 +42,7 @@ ElShared   *el_shared = NULL;
 static bool wake_at_commit = false;
 
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-#if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
-#endif
 
 void		_PG_init(void);
 
@@ -139,7 +137,6 @@ el_shmem_size(void)
 	return MAXALIGN(sizeof(ElShared));
 }
 
-#if PG_VERSION_NUM >= 150000
 static void
 el_shmem_request(void)
 {
@@ -147,7 +144,6 @@ el_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(el_shmem_size());
 }
-#endif
 
 static void
 el_shmem_startup(void)
@@ -218,12 +214,8 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-#if PG_VERSION_NUM >= 150000
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = el_shmem_request;
-#else
-	RequestAddinShmemSpace(el_shmem_size());
-#endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = el_shmem_startup;
 

@@ -28,7 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jwt.h>
 #include <microhttpd.h>
 
 #include "access/xact.h"
@@ -507,12 +506,21 @@ el_auth_refuse(ElAuth *auth, unsigned int status, const char *code, const char *
  * library (jansson) must not see the postgres executable's symbols, since
  * PostgreSQL's SQL function json_object() has the name of jansson's
  * constructor and would be called in its place.
+ *
+ * The gateway speaks libjwt's 1.x API, which Debian ships as libjwt.so.0
+ * (bookworm) and libjwt.so.2 (trixie on); it is declared here rather than
+ * taken from jwt.h because the library is found by soname at run time and a
+ * build machine's jwt.h may be 3.x's, a different API.
  */
+typedef struct jwt jwt_t;
+
+static const char *const el_libjwt_sonames[] = {"libjwt.so.2", "libjwt.so.0"};
+
 static struct
 {
 	bool		loaded;
 	int			(*decode) (jwt_t **jwt, const char *token, const unsigned char *key, int key_len);
-	jwt_alg_t	(*get_alg) (jwt_t *jwt);
+	const char *(*get_header) (jwt_t *jwt, const char *header);
 	const char *(*get_grant) (jwt_t *jwt, const char *grant);
 	long		(*get_grant_int) (jwt_t *jwt, const char *grant);
 	char	   *(*get_grants_json) (jwt_t *jwt, const char *grant);
@@ -522,27 +530,33 @@ static struct
 static void
 el_load_libjwt(void)
 {
-	void	   *lib = dlopen("libjwt.so.0", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+	void	   *lib = NULL;
+	const char *soname = NULL;
 
+	for (size_t i = 0; i < lengthof(el_libjwt_sonames) && lib == NULL; i++)
+		lib = dlopen(soname = el_libjwt_sonames[i], RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
 	if (lib == NULL)
 	{
+		bool		v3 = (dlopen("libjwt.so.3", RTLD_LAZY | RTLD_LOCAL) != NULL);
+
 		ereport(WARNING,
-				(errmsg("enterprise_lab gateway: could not load libjwt: %s", dlerror()),
-				 errdetail("Requests with a token will be refused."),
-				 errhint("Install libjwt (Debian: libjwt0).")));
+				(errmsg("enterprise_lab gateway: could not load libjwt with its 1.x API"),
+				 v3 ? errdetail("Only libjwt 3 (libjwt.so.3) is installed; its API is not the one the gateway uses.  Requests with a token will be refused.")
+				 : errdetail("Neither libjwt.so.2 nor libjwt.so.0 was found.  Requests with a token will be refused."),
+				 errhint("Install libjwt2 (Debian trixie and later) or libjwt0 (bookworm).")));
 		return;
 	}
 	libjwt.decode = dlsym(lib, "jwt_decode");
-	libjwt.get_alg = dlsym(lib, "jwt_get_alg");
+	libjwt.get_header = dlsym(lib, "jwt_get_header");
 	libjwt.get_grant = dlsym(lib, "jwt_get_grant");
 	libjwt.get_grant_int = dlsym(lib, "jwt_get_grant_int");
 	libjwt.get_grants_json = dlsym(lib, "jwt_get_grants_json");
 	libjwt.free = dlsym(lib, "jwt_free");
-	libjwt.loaded = libjwt.decode && libjwt.get_alg && libjwt.get_grant &&
+	libjwt.loaded = libjwt.decode && libjwt.get_header && libjwt.get_grant &&
 		libjwt.get_grant_int && libjwt.get_grants_json && libjwt.free;
 	if (!libjwt.loaded)
 		ereport(WARNING,
-				(errmsg("enterprise_lab gateway: libjwt lacks a function the gateway needs"),
+				(errmsg("enterprise_lab gateway: %s lacks a function of libjwt's 1.x API", soname),
 				 errdetail("Requests with a token will be refused.")));
 }
 
@@ -559,6 +573,7 @@ el_authenticate(struct MHD_Connection *conn, ElAuth *auth)
 	const char *header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 													 MHD_HTTP_HEADER_AUTHORIZATION);
 	jwt_t	   *jwt = NULL;
+	const char *alg;
 	const char *role;
 	char	   *claims;
 	long		exp,
@@ -606,7 +621,9 @@ el_authenticate(struct MHD_Connection *conn, ElAuth *auth)
 					   "JWT cannot be decoded or its signature is invalid");
 		return;
 	}
-	if (libjwt.get_alg(jwt) != JWT_ALG_HS256)
+	/* exactly "HS256", as PostgREST: libjwt itself matches names loosely */
+	alg = libjwt.get_header(jwt, "alg");
+	if (alg == NULL || strcmp(alg, "HS256") != 0)
 	{
 		libjwt.free(jwt);
 		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST301",
@@ -1111,6 +1128,8 @@ el_unescape(void *cls, struct MHD_Connection *conn, char *s)
 	return MHD_http_unescape(s);
 }
 
+static void el_mhd_log(void *cls, const char *fmt, va_list ap) pg_attribute_printf(2, 0);
+
 static void
 el_mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -1209,7 +1228,7 @@ el_gateway_main(Datum arg)
 				(errmsg("enterprise_lab gateway: libmicrohttpd has no epoll file descriptor")));
 
 	/* The set WaitLatchOrSocket would build on every call, built once. */
-	events = CreateWaitEventSet(TopMemoryContext, 3);
+	events = el_create_process_wait_event_set(3);
 	AddWaitEventToSet(events, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(events, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	AddWaitEventToSet(events, WL_SOCKET_READABLE, info->epoll_fd, NULL, NULL);

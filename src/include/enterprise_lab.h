@@ -7,6 +7,8 @@
 
 #include "postgres.h"
 
+#include "pg_compat.h"
+
 #include "storage/latch.h"
 #include "storage/spin.h"
 

@@ -1,0 +1,33 @@
+/*
+ * pg_compat.h
+ *		Every difference between the PostgreSQL majors enterprise_lab builds
+ *		on (15, 17, 18), in one place, so the rest of the code reads as one
+ *		version.  Nothing older than 15 is supported.
+ */
+#ifndef EL_PG_COMPAT_H
+#define EL_PG_COMPAT_H
+
+#include "postgres.h"
+
+#if PG_VERSION_NUM < 150000
+#error "enterprise_lab needs PostgreSQL 15 or later"
+#endif
+
+#include "storage/latch.h"
+#if PG_VERSION_NUM >= 180000
+#include "storage/waiteventset.h"
+#endif
+#include "utils/memutils.h"
+
+/*
+ * A wait event set that lives as long as the process.  From 17 on the first
+ * argument is a resource owner (NULL: the caller owns the set, allocated in
+ * TopMemoryContext); before, it was the memory context to allocate in.
+ */
+#if PG_VERSION_NUM >= 170000
+#define el_create_process_wait_event_set(nevents) CreateWaitEventSet(NULL, (nevents))
+#else
+#define el_create_process_wait_event_set(nevents) CreateWaitEventSet(TopMemoryContext, (nevents))
+#endif
+
+#endif							/* EL_PG_COMPAT_H */
