@@ -23,6 +23,7 @@
 #include "utils/timestamp.h"
 
 #include "enterprise_lab.h"
+#include "webhook.h"
 
 PG_MODULE_MAGIC;
 
@@ -207,6 +208,7 @@ _PG_init(void)
 	el_define_gucs();
 	el_define_document_gucs();
 	el_gateway_define_gucs();
+	el_delivery_init();
 	MarkGUCPrefixReserved("enterprise_lab");
 
 	RegisterXactCallback(el_xact_callback, NULL);
@@ -218,6 +220,7 @@ _PG_init(void)
 	shmem_request_hook = el_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = el_shmem_startup;
+	el_delivery_shmem_init();
 
 	el_register_launcher();
 }

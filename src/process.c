@@ -12,7 +12,8 @@
  *	   is alone, so the common case pays one subtransaction per chunk;
  *	3. complete the applied events and record the failures, both in the
  *	   top-level transaction (the claim locked those rows there; updating
- *	   them from a subtransaction would create MultiXacts).
+ *	   them from a subtransaction would create MultiXacts), and write the
+ *	   completed events' webhook deliveries there too (delivery_outbox.c).
  *
  * Claim, effects and completion commit together or not at all, so a crash
  * never leaves an event half-done.
@@ -36,6 +37,7 @@
 #include "utils/uuid.h"
 
 #include "enterprise_lab.h"
+#include "webhook.h"
 
 typedef enum ElEventOutcome
 {
@@ -434,6 +436,7 @@ el_process_batch(int max_events, ElBatchResult *result)
 		if (rc != SPI_OK_UPDATE || SPI_processed != (uint64) ndone)
 			elog(ERROR, "enterprise_lab: completing %d events updated " UINT64_FORMAT " rows",
 				 ndone, SPI_processed);
+		el_enqueue_deliveries(arr);
 	}
 	result->completed = ndone;
 }

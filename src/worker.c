@@ -38,6 +38,7 @@
 #include "utils/timestamp.h"
 
 #include "enterprise_lab.h"
+#include "webhook.h"
 
 /* A stopped worker is started again after this long. */
 #define EL_RESTART_DELAY_MS 1000
@@ -221,6 +222,7 @@ el_launcher_main(Datum arg)
 		}
 
 		el_gateway_supervise(dboid, &timeout);
+		el_delivery_supervise(dboid, &timeout);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);

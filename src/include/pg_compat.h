@@ -30,4 +30,16 @@
 #define el_create_process_wait_event_set(nevents) CreateWaitEventSet(TopMemoryContext, (nevents))
 #endif
 
+/*
+ * The "extra" of a GUC check hook: plain malloc before 16, guc_malloc (in
+ * the GUC memory context) from 16 on.
+ */
+#if PG_VERSION_NUM >= 160000
+#define el_guc_malloc(size) guc_malloc(LOG, (size))
+#define el_guc_free(p) guc_free(p)
+#else
+#define el_guc_malloc(size) malloc(size)
+#define el_guc_free(p) free(p)
+#endif
+
 #endif							/* EL_PG_COMPAT_H */
