@@ -52,7 +52,7 @@ CREATE TABLE integration.subscription_secrets (
   subscription_id uuid PRIMARY KEY REFERENCES integration.subscriptions (id) ON DELETE CASCADE,
   secret          text NOT NULL
                   CONSTRAINT subscription_secrets_format CHECK (
-                    secret ~ '^whsec_[A-Za-z0-9+/]{32,256}={0,2}$'),
+                    secret ~ '^whsec_[A-Za-z0-9+/]+={0,2}$' AND length(secret) BETWEEN 38 AND 94),
   created_at      timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE integration.subscription_secrets IS
@@ -189,7 +189,8 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   s integration.subscriptions;
 BEGIN
-  IF secret IS NOT NULL AND secret !~ '^whsec_[A-Za-z0-9+/]{32,256}={0,2}$' THEN
+  IF secret IS NOT NULL AND (secret !~ '^whsec_[A-Za-z0-9+/]+={0,2}$' OR length(secret) NOT BETWEEN 38 AND 94
+                             OR length(secret) % 4 <> 2) THEN
     RAISE EXCEPTION 'the signing secret is not a Standard Webhooks secret'
       USING ERRCODE = 'invalid_parameter_value',
             DETAIL = 'It must be whsec_ followed by the base64 of 24 to 64 random bytes.',
@@ -781,11 +782,11 @@ BEGIN
     'lineage', coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.created_at, enterprise_lab.api_lineage_rank(l.from_type),
                                           l.from_type, l.to_type, l.relationship)
                            FROM canonical.lineage_records l WHERE l.submission_id = v_id), '[]'),
-    'deliveries', coalesce((SELECT jsonb_agg(to_jsonb(d) - 'payload' || jsonb_build_object('subscription_name', s.name)
-                                             ORDER BY d.event_seq, s.name)
-                              FROM integration.deliveries d
-                              JOIN integration.subscriptions s ON s.id = d.subscription_id
-                             WHERE d.submission_id = v_id), '[]'));
+    'deliveries', coalesce((SELECT jsonb_agg(to_jsonb(dl) - 'payload' || jsonb_build_object('subscription_name', sub.name)
+                                             ORDER BY dl.event_seq, sub.name)
+                              FROM integration.deliveries dl
+                              JOIN integration.subscriptions sub ON sub.id = dl.subscription_id
+                             WHERE dl.submission_id = v_id), '[]'));
 END $$;
 COMMENT ON FUNCTION api.submission_detail(jsonb) IS
   'One submission across every layer: {"submission_id"} -> submission, service_request, case, status_history, canonical, documents (with a 15-minute presigned download_url), events, sync_logs, lineage, webhook deliveries. PT404 (HTTP 404) when unknown.';

@@ -251,8 +251,12 @@ el_delivery_xact_callback(XactEvent event, void *arg)
 	{
 		Latch	   *latch;
 
+		/*
+		 * Not the worker's own transactions: a set latch makes the wait
+		 * return before it looks at curl's sockets.
+		 */
 		SpinLockAcquire(&delivery_shared->mutex);
-		latch = delivery_shared->pid != 0 ? delivery_shared->latch : NULL;
+		latch = delivery_shared->pid != 0 && delivery_shared->pid != MyProcPid ? delivery_shared->latch : NULL;
 		SpinLockRelease(&delivery_shared->mutex);
 		if (latch)
 			SetLatch(latch);
@@ -487,7 +491,7 @@ el_delivery_add(ElDelivery *d, char *secret, Datum header_lines, bool lines_null
 		return;
 	}
 
-	h = curl_slist_append(h, "Content-Type: application/json");
+	h = curl_slist_append(h, "Content-Type: application/cloudevents+json");
 	h = curl_slist_append(h, "Expect:");
 	snprintf(line, sizeof(line), "webhook-id: %s", d->id);
 	h = curl_slist_append(h, line);

@@ -43,7 +43,7 @@ CREATE TABLE integration.subscription_secrets (
   subscription_id uuid PRIMARY KEY REFERENCES integration.subscriptions (id) ON DELETE CASCADE,
   secret          text NOT NULL
                   CONSTRAINT subscription_secrets_format CHECK (
-                    secret ~ '^whsec_[A-Za-z0-9+/]{32,256}={0,2}$'),
+                    secret ~ '^whsec_[A-Za-z0-9+/]+={0,2}$' AND length(secret) BETWEEN 38 AND 94),
   created_at      timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE integration.subscription_secrets IS
@@ -180,7 +180,8 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   s integration.subscriptions;
 BEGIN
-  IF secret IS NOT NULL AND secret !~ '^whsec_[A-Za-z0-9+/]{32,256}={0,2}$' THEN
+  IF secret IS NOT NULL AND (secret !~ '^whsec_[A-Za-z0-9+/]+={0,2}$' OR length(secret) NOT BETWEEN 38 AND 94
+                             OR length(secret) % 4 <> 2) THEN
     RAISE EXCEPTION 'the signing secret is not a Standard Webhooks secret'
       USING ERRCODE = 'invalid_parameter_value',
             DETAIL = 'It must be whsec_ followed by the base64 of 24 to 64 random bytes.',

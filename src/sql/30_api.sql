@@ -437,11 +437,11 @@ BEGIN
     'lineage', coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.created_at, enterprise_lab.api_lineage_rank(l.from_type),
                                           l.from_type, l.to_type, l.relationship)
                            FROM canonical.lineage_records l WHERE l.submission_id = v_id), '[]'),
-    'deliveries', coalesce((SELECT jsonb_agg(to_jsonb(d) - 'payload' || jsonb_build_object('subscription_name', s.name)
-                                             ORDER BY d.event_seq, s.name)
-                              FROM integration.deliveries d
-                              JOIN integration.subscriptions s ON s.id = d.subscription_id
-                             WHERE d.submission_id = v_id), '[]'));
+    'deliveries', coalesce((SELECT jsonb_agg(to_jsonb(dl) - 'payload' || jsonb_build_object('subscription_name', sub.name)
+                                             ORDER BY dl.event_seq, sub.name)
+                              FROM integration.deliveries dl
+                              JOIN integration.subscriptions sub ON sub.id = dl.subscription_id
+                             WHERE dl.submission_id = v_id), '[]'));
 END $$;
 COMMENT ON FUNCTION api.submission_detail(jsonb) IS
   'One submission across every layer: {"submission_id"} -> submission, service_request, case, status_history, canonical, documents (with a 15-minute presigned download_url), events, sync_logs, lineage, webhook deliveries. PT404 (HTTP 404) when unknown.';
