@@ -9,6 +9,7 @@
 //   POST /control {"path": "/a", "secret": "whsec_...", "mode": "ok" | "500" | "429" |
 //                  "503" | "410" | "stall" | "close", "retry_after": 2, "times": 3, "delay_ms": 0}
 // "times" limits the mode to the next N requests; then the path answers 204 again.
+// Each message replaces the path's earlier one (the secret is kept).
 'use strict';
 const http = require('http');
 const fs = require('fs');
@@ -38,9 +39,9 @@ const server = http.createServer((req, res) => {
     const body = Buffer.concat(chunks).toString('utf8');
     if (req.url === '/control') {
       const c = JSON.parse(body);
-      const p = paths.get(c.path) || { mode: 'ok' };
-      Object.assign(p, c);
-      paths.set(c.path, p);
+      // Each control message replaces the path's behaviour; the secret stays.
+      const old = paths.get(c.path) || {};
+      paths.set(c.path, Object.assign({ mode: 'ok', secret: old.secret }, c));
       res.writeHead(204).end();
       return;
     }
