@@ -4,7 +4,7 @@
 -- function.  RESET ROLE returns to the superuser that sets up and checks.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS enterprise_lab;
-SELECT plan(64);
+SELECT plan(66);
 
 -- Two requests of two teams, processed into open cases, and one failed
 -- event (no handler for its type) that can be replayed.
@@ -149,6 +149,7 @@ SELECT throws_ok(format($$SELECT api.replay_event('{"event_id": "%s"}')$$, :'fai
                  'PT409', NULL, 'admin: replaying a pending event is PT409');
 SELECT throws_ok('SELECT api.replay_event(''{"event_id": "00000000-0000-4000-8000-000000000000"}'')',
                  'PT404', NULL, 'admin: replaying an unknown event is PT404');
+SELECT lives_ok('SELECT count(*) FROM integration.subscription_secrets', 'admin: reads webhook signing secrets');
 
 -- ---------------------------------------------------------------- auditor
 SET LOCAL ROLE lab_auditor;
@@ -159,10 +160,12 @@ SELECT lives_ok($t$DO $do$
     FOR t IN SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname IN ('enterprise_lab', 'reference', 'intake', 'source_system', 'document_repo',
                                   'integration', 'operational', 'canonical', 'dashboard')
-                AND c.relkind IN ('r', 'v', 'p') LOOP
+                AND c.relkind IN ('r', 'v', 'p') AND c.oid <> 'integration.subscription_secrets'::regclass LOOP
       EXECUTE format('SELECT count(*) FROM %s', t);
     END LOOP;
-  END $do$ $t$, 'auditor: reads every table and view of every boundary');
+  END $do$ $t$, 'auditor: reads every table and view of every boundary but the webhook secrets');
+SELECT throws_ok('SELECT count(*) FROM integration.subscription_secrets', '42501', NULL,
+                 'auditor: cannot read webhook signing secrets');
 SELECT is((SELECT count(*)::int FROM operational.operation_cases), 2, 'auditor: sees every case');
 SELECT is((SELECT count(*)::int FROM operational.case_status_history WHERE case_id = :'case_b'), 2, 'auditor: sees all history');
 SELECT is(api.submission_detail(jsonb_build_object('submission_id', :'sub_a')) #>> '{submission,requester_email}',
