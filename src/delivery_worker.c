@@ -126,13 +126,17 @@ typedef struct ElSocket
 {
 	curl_socket_t fd;
 	int			what;			/* CURL_POLL_IN / OUT / INOUT */
+	int			pos;			/* position in the wait event set, -1: not in it */
+	bool		modified;		/* what changed since the set last saw it */
 } ElSocket;
 
 static CURLM *multi = NULL;
 static ElSocket *sockets = NULL;
 static int	nsockets = 0;
 static int	max_sockets = 0;
-static bool sockets_changed = true;
+static bool sockets_added = false;	/* some socket is not in the set yet */
+static bool sockets_modified = false;	/* some socket's events changed */
+static bool sockets_removed = false;	/* the set must be made again */
 static bool sockets_overflow = false;
 static long curl_timeout_ms = -1;	/* from the timer callback; -1: none */
 static TimestampTz curl_timeout_set_at = 0;
@@ -371,10 +375,16 @@ el_curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *soc
 		if (sockets[i].fd != fd)
 			continue;
 		if (what == CURL_POLL_REMOVE)
+		{
 			sockets[i] = sockets[--nsockets];
-		else
+			sockets_removed = true;
+		}
+		else if (sockets[i].what != what)
+		{
 			sockets[i].what = what;
-		sockets_changed = true;
+			sockets[i].modified = true;
+			sockets_modified = true;
+		}
 		return 0;
 	}
 	if (what == CURL_POLL_REMOVE)
@@ -386,8 +396,10 @@ el_curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *soc
 	}
 	sockets[nsockets].fd = fd;
 	sockets[nsockets].what = what;
+	sockets[nsockets].pos = -1;
+	sockets[nsockets].modified = false;
 	nsockets++;
-	sockets_changed = true;
+	sockets_added = true;
 	return 0;
 }
 
@@ -834,29 +846,50 @@ el_release_done(void)
 
 /*
  * A wait event set holding the latch, postmaster death and every socket
- * curl watches; made again only when curl changed its sockets.
+ * curl watches.  A socket whose events changed is modified in place and a
+ * new one added; only a removed socket makes the set again (a wait event
+ * set cannot drop an event).
  */
+static uint32
+el_socket_events(int what)
+{
+	uint32		events = 0;
+
+	if (what & CURL_POLL_IN)
+		events |= WL_SOCKET_READABLE;
+	if (what & CURL_POLL_OUT)
+		events |= WL_SOCKET_WRITEABLE;
+	return events;
+}
+
 static WaitEventSet *
 el_wait_set(WaitEventSet *set)
 {
-	if (set != NULL && !sockets_changed)
-		return set;
-	if (set != NULL)
-		FreeWaitEventSet(set);
-	set = el_create_process_wait_event_set(2 + nsockets);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	for (int i = 0; i < nsockets; i++)
+	if (set == NULL || sockets_removed)
 	{
-		uint32		events = 0;
-
-		if (sockets[i].what & CURL_POLL_IN)
-			events |= WL_SOCKET_READABLE;
-		if (sockets[i].what & CURL_POLL_OUT)
-			events |= WL_SOCKET_WRITEABLE;
-		AddWaitEventToSet(set, events, sockets[i].fd, NULL, &sockets[i]);
+		if (set != NULL)
+			FreeWaitEventSet(set);
+		set = el_create_process_wait_event_set(max_sockets + 2);
+		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		for (int i = 0; i < nsockets; i++)
+			sockets[i].pos = -1;
+		sockets_removed = false;
+		sockets_added = true;
 	}
-	sockets_changed = false;
+	if (sockets_added || sockets_modified)
+	{
+		for (int i = 0; i < nsockets; i++)
+		{
+			if (sockets[i].pos < 0)
+				sockets[i].pos = AddWaitEventToSet(set, el_socket_events(sockets[i].what),
+												   sockets[i].fd, NULL, NULL);
+			else if (sockets[i].modified)
+				ModifyWaitEvent(set, sockets[i].pos, el_socket_events(sockets[i].what), NULL);
+			sockets[i].modified = false;
+		}
+		sockets_added = sockets_modified = false;
+	}
 	return set;
 }
 
