@@ -71,7 +71,10 @@ async function refresh() {
           if (e.status === 404 || e.code === 'PT404') return null;
           throw e;
         }) : Promise.resolve(undefined),
-        ['lab_operator', 'lab_auditor', 'lab_admin'].includes(role) ? rpc('subscriptions', {}) : Promise.resolve(null),
+        // Not for anonymous readers; a token the server rejects reads on anonymously.
+        ['lab_operator', 'lab_auditor', 'lab_admin'].includes(role)
+          ? rpc('subscriptions', {}).catch((e) => { if (e.status === 401 || e.status === 403) return null; throw e; })
+          : Promise.resolve(null),
       ]);
       renderOverview(metrics);
       renderSubscriptions(subscriptions);
