@@ -926,6 +926,13 @@ el_delivery_worker_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("enterprise_lab delivery");
 
+	/*
+	 * The worker's own commits (a lease, an outcome) need not wait for the
+	 * WAL flush: one lost in a crash leaves the delivery due again once its
+	 * lease ends, and sending it again is what at-least-once allows.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
 	if (delivery_shared == NULL)
 		ereport(FATAL,
 				(errmsg("enterprise_lab: delivery worker started without shared memory"),
