@@ -8,7 +8,8 @@
  * delivery per pair, payload included (a CloudEvents 1.0 event holding the
  * integration event and the canonical object's state after it).  A batch
  * that rolls back therefore delivers nothing, and a committed one is never
- * forgotten.  The statement is prepared once per backend and kept.
+ * forgotten.  The statement is parsed once per backend and kept, and planned
+ * for each batch.
  */
 #include "postgres.h"
 
@@ -16,6 +17,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
 #include "utils/timestamp.h"
 
 #include "enterprise_lab.h"
@@ -66,7 +68,11 @@ el_enqueue_deliveries(Datum completed_event_ids)
 		 */
 		if (!OidIsValid(RangeVarGetRelid(makeRangeVar("integration", "deliveries", -1), NoLock, true)))
 			return;
-		enqueue_plan = SPI_prepare(enqueue_sql, 1, &argtype);
+		/*
+		 * Planned for each batch: a generic plan made while the tables were
+		 * small (say, a join by sequential scan) would stay as they grow.
+		 */
+		enqueue_plan = SPI_prepare_cursor(enqueue_sql, 1, &argtype, CURSOR_OPT_CUSTOM_PLAN);
 		if (enqueue_plan == NULL)
 			elog(ERROR, "enterprise_lab: SPI_prepare failed: %s",
 				 SPI_result_code_string(SPI_result));
