@@ -20,6 +20,7 @@ import sys
 import urllib.parse
 from unittest import mock
 
+import botocore.auth
 from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -96,6 +97,12 @@ def base_url(config, key):
 
 
 def botocore_sign(signer, request, at):
+    # botocore reads the clock through get_current_datetime() since 1.34
+    # (trixie and later), through datetime.datetime.utcnow() before.
+    if hasattr(botocore.auth, 'get_current_datetime'):
+        with mock.patch('botocore.auth.get_current_datetime', return_value=sigv4_time(at)):
+            signer.add_auth(request)
+        return request
     with mock.patch('botocore.auth.datetime') as fake:
         fake.datetime.utcnow.return_value = sigv4_time(at)
         fake.datetime.strptime = datetime.datetime.strptime
