@@ -7,11 +7,14 @@
  * An object is PUT before the row that describes it is inserted, so the
  * two systems are kept together by this rule: every key this transaction
  * (or subtransaction) may have written is remembered before the PUT
- * starts, and deleted again if it aborts.  That is best effort: a crash
- * or an unreachable S3 leaves an orphan, which
+ * starts, and handed to the cleanup queue (object_cleanup.c) if it aborts.
+ * Deletions of documents are done the other way round: the object is
+ * handed over after the commit that marked the row deleted.  The
+ * transaction callbacks never talk to S3 themselves, so COMMIT and
+ * ROLLBACK never wait on it; a worker deletes the objects soon after, and
+ * what the queue loses (a crash, a full queue) is an orphan that
  * document_repo.reconcile_storage() removes once it is older than its
- * grace period.  Deletions of documents are done the other way round:
- * after the commit that marked the row deleted.
+ * grace period.
  */
 #include "postgres.h"
 
@@ -370,50 +373,18 @@ el_free_object(ElPendingObject *p)
 }
 
 /*
- * Delete one object now, from inside a transaction callback: never throws,
- * reports the outcome in the log (and to the client as a WARNING when it
- * failed).
+ * Hand one object to the cleanup queue (object_cleanup.c), from inside a
+ * transaction callback: no I/O, so COMMIT and ROLLBACK never wait on S3,
+ * and no error.
  */
 static void
-el_delete_quietly(ElPendingObject *p, const char *why)
+el_abandon_object(ElPendingObject *p, const char *why)
 {
-	char	   *saved_endpoint = el_s3_endpoint;
-	char	   *saved_bucket = el_s3_bucket;
-	MemoryContext oldcxt = CurrentMemoryContext;
-
-	el_s3_endpoint = p->endpoint;
-	el_s3_bucket = p->bucket;
-	PG_TRY();
-	{
-		ElS3Result r;
-
-		el_s3_request("DELETE", p->key, NULL, 0, NULL, NULL, 0, 1024 * 1024,
-					  EL_S3_QUIET | EL_S3_MISSING_OK, &r);
-		if (r.status >= 0 && r.error == NULL)
-			ereport(LOG,
-					(errmsg("deleted S3 object \"%s\" in bucket \"%s\" %s", p->key, p->bucket, why)));
-		else
-			ereport(WARNING,
-					(errmsg("could not delete S3 object \"%s\" in bucket \"%s\" %s", p->key, p->bucket, why),
-					 errdetail("%s", r.error),
-					 errhint("document_repo.reconcile_storage() removes it once it is older than its grace period.")));
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		/* Only allocation or settings errors get here; the transfer is over. */
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
+	if (!el_object_cleanup_enqueue(p->endpoint, p->bucket, p->key, p->delete_at_commit))
 		ereport(WARNING,
-				(errmsg("could not delete S3 object \"%s\" in bucket \"%s\" %s", p->key, p->bucket, why),
-				 errdetail("%s", edata->message)));
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-	el_s3_endpoint = saved_endpoint;
-	el_s3_bucket = saved_bucket;
+				(errmsg("S3 object \"%s\" in bucket \"%s\" %s is left in the bucket", p->key, p->bucket, why),
+				 errdetail("The cleanup queue is full or not available (enterprise_lab is not in shared_preload_libraries)."),
+				 errhint("document_repo.reconcile_storage() removes it once it is older than its grace period.")));
 }
 
 static void
@@ -436,9 +407,9 @@ el_xact_callback(XactEvent event, void *arg)
 			{
 				next = p->next;
 				if (event == XACT_EVENT_COMMIT && p->delete_at_commit)
-					el_delete_quietly(p, "after its document was deleted");
+					el_abandon_object(p, "of a deleted document");
 				else if (event == XACT_EVENT_ABORT && !p->delete_at_commit)
-					el_delete_quietly(p, "uploaded by an aborted transaction");
+					el_abandon_object(p, "uploaded by an aborted transaction");
 				el_free_object(p);
 			}
 			el_pending = NULL;
@@ -472,7 +443,7 @@ el_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			continue;
 		}
 		if (!p->delete_at_commit)
-			el_delete_quietly(p, "uploaded by an aborted subtransaction");
+			el_abandon_object(p, "uploaded by an aborted subtransaction");
 		*link = p->next;
 		el_free_object(p);
 	}

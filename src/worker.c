@@ -11,7 +11,9 @@
  *
  * A worker loops: one transaction per batch through the shared core
  * (process.c), then sleeps on its latch until a committing transaction
- * enqueues events (see el_xact_callback) or the nap time passes.
+ * enqueues events (see el_xact_callback) or the nap time passes.  The
+ * first worker also deletes the S3 objects that transactions left behind
+ * (object_cleanup.c), between batches and outside any transaction.
  */
 #include "postgres.h"
 
@@ -379,6 +381,9 @@ el_worker_main(Datum arg)
 		{
 			claimed = el_run_batch();
 			consecutive_errors = 0;
+			/* Outside any transaction: a stalled S3 holds no lock or snapshot. */
+			if (index == 0 && el_object_cleanup_pending())
+				el_object_cleanup_run(EL_CLEANUP_PER_PASS);
 		}
 		PG_CATCH();
 		{
