@@ -106,19 +106,73 @@ el_sniff(const unsigned char *p, size_t len, const char **label)
 	return "application/octet-stream";
 }
 
+/*
+ * Bidirectional controls reorder what a reader sees: "invoice\u202Efdp.exe"
+ * is shown as "invoiceexe.pdf".  A file name never needs them.
+ */
+static bool
+el_is_bidi_control(pg_wchar c)
+{
+	return (c >= 0x202A && c <= 0x202E) ||	/* embeddings, overrides */
+		(c >= 0x2066 && c <= 0x2069) ||	/* isolates */
+		c == 0x200E || c == 0x200F ||	/* left-to-right, right-to-left marks */
+		c == 0x061C;			/* Arabic letter mark */
+}
+
+/*
+ * Characters that show as nothing or as blank space: a name made only of
+ * these looks empty.  The same set as enterprise_lab.has_visible_text().
+ */
+static bool
+el_is_invisible(pg_wchar c)
+{
+	return c == ' ' || (c >= 0x09 && c <= 0x0d) ||
+		c == 0x85 || c == 0xA0 || c == 0xAD || c == 0x34F || c == 0x61C ||
+		c == 0x115F || c == 0x1160 || c == 0x1680 || c == 0x180E ||
+		(c >= 0x2000 && c <= 0x200F) || (c >= 0x2028 && c <= 0x202F) ||
+		(c >= 0x205F && c <= 0x206F) || c == 0x3000 || c == 0x3164 ||
+		c == 0xFEFF || c == 0xFFA0;
+}
+
 static void
 el_check_file_name(const char *name)
 {
 	size_t		len = strlen(name);
 	bool		blank = true;
+	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
+	const char *dot = strrchr(name, '.');
+	bool		visible_base = false;
+	int			chars = 0;
 
-	for (const char *p = name; *p; p++)
-		if (!isspace((unsigned char) *p))
+	for (const char *p = name; *p; p += utf8 ? pg_utf_mblen((const unsigned char *) p) : 1, chars++)
+	{
+		pg_wchar	c = utf8 ? utf8_to_unicode((const unsigned char *) p) : (unsigned char) *p;
+
+		if (utf8 && el_is_bidi_control(c))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("file_name must not contain bidirectional control characters"),
+					 errdetail("Character %d is U+%04X, which changes the order in which the name is shown.",
+							   chars + 1, (unsigned int) c),
+					 errhint("Rename the file without right-to-left or left-to-right overrides, embeddings, isolates or marks.")));
+		if (!(utf8 ? el_is_invisible(c) : isspace((unsigned char) c)))
+		{
 			blank = false;
+			if (dot == NULL || p < dot)
+				visible_base = true;
+		}
+	}
 	if (blank)
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
 				 errmsg("file_name must not be blank"),
+				 len > 0 ? errdetail("It has no visible character: no-break, zero-width and other invisible characters do not count.") : 0,
+				 errhint("Give the document's file name, e.g. contract.pdf.")));
+	if (!visible_base && dot != NULL && dot > name)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("file_name has no visible name before its extension"),
+				 errdetail("Only invisible characters precede \"%s\".", dot),
 				 errhint("Give the document's file name, e.g. contract.pdf.")));
 	if (len > EL_MAX_FILE_NAME_BYTES)
 		ereport(ERROR,
@@ -140,7 +194,7 @@ el_check_file_name(const char *name)
 	{
 		/* C0 controls, DEL, and in UTF-8 the C1 controls U+0080..U+009F */
 		if (*p < 0x20 || *p == 0x7f ||
-			(GetDatabaseEncoding() == PG_UTF8 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+			(utf8 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("file_name must not contain control characters"),

@@ -208,6 +208,7 @@ BEGIN
   END IF;
 
   v := document_repo.validate_document(file_name, content_type, content);
+  -- uploaded_by names the caller exactly as submitted_by and changed_by do.
   key := format('submissions/%s/%s/%s', upload_document.submission_id, doc_id, v.stored_file_name);
   tag := document_repo.s3_put_object(key, content,
            CASE WHEN v.content_type LIKE 'text/%' THEN v.content_type || '; charset=utf-8' ELSE v.content_type END);
@@ -220,7 +221,7 @@ BEGIN
           v.stored_file_name, v.file_extension, upload_document.content_type, v.content_type,
           v.detected_content_type, v.size_bytes, v.sha256,
           document_repo.s3_bucket(), key, tag,
-          coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', session_user));
+          enterprise_lab.request_subject());
 
   INSERT INTO canonical.lineage_records (submission_id, from_type, from_id, to_type, to_id, relationship)
   VALUES (upload_document.submission_id, 'service_request', req.id, 'document', doc_id, 'documented_by')
