@@ -379,11 +379,14 @@ el_worker_main(Datum arg)
 		MemoryContextSwitchTo(loop_cxt);
 		PG_TRY();
 		{
-			claimed = el_run_batch();
-			consecutive_errors = 0;
-			/* Outside any transaction: a stalled S3 holds no lock or snapshot. */
+			/*
+			 * Outside any transaction, so a stalled S3 holds no lock or
+			 * snapshot; before the batch, so failing batches do not stop it.
+			 */
 			if (index == 0 && el_object_cleanup_pending())
 				el_object_cleanup_run(EL_CLEANUP_PER_PASS);
+			claimed = el_run_batch();
+			consecutive_errors = 0;
 		}
 		PG_CATCH();
 		{
