@@ -143,7 +143,7 @@ el_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(el_shmem_size());
-	RequestAddinShmemSpace(el_object_cleanup_shmem_size());
+	el_object_cleanup_shmem_request();
 }
 
 static void

@@ -17,17 +17,16 @@
  * than its grace period.  So the queue makes cleanup prompt and
  * reconcile_storage makes it certain.
  *
- * Locking: one spinlock (ElCleanupQueue.mutex) guards every field of the
- * queue.  It is held only to copy an entry in or out, never across I/O.
+ * Locking: one LWLock (ElCleanupQueue.lock) guards every field of the
+ * queue.  It is held to scan and copy entries, never across I/O.
  */
 #include "postgres.h"
 
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "storage/proc.h"
+#include "storage/lwlock.h"
 #include "storage/shmem.h"
-#include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -58,17 +57,21 @@ typedef struct ElCleanupEntry
 
 typedef struct ElCleanupQueue
 {
-	slock_t		mutex;
+	LWLock	   *lock;
 	int			used;			/* entries in use */
 	ElCleanupEntry entries[EL_CLEANUP_QUEUE_SIZE];
 } ElCleanupQueue;
 
 static ElCleanupQueue *el_cleanup = NULL;
 
-Size
-el_object_cleanup_shmem_size(void)
+#define EL_CLEANUP_TRANCHE "enterprise_lab object cleanup"
+
+/* Called from the shmem request hook. */
+void
+el_object_cleanup_shmem_request(void)
 {
-	return MAXALIGN(sizeof(ElCleanupQueue));
+	RequestAddinShmemSpace(MAXALIGN(sizeof(ElCleanupQueue)));
+	RequestNamedLWLockTranche(EL_CLEANUP_TRANCHE, 1);
 }
 
 /* Called from the shmem startup hook, with AddinShmemInitLock held. */
@@ -77,12 +80,11 @@ el_object_cleanup_shmem_init(void)
 {
 	bool		found;
 
-	el_cleanup = ShmemInitStruct("enterprise_lab object cleanup",
-								 el_object_cleanup_shmem_size(), &found);
+	el_cleanup = ShmemInitStruct(EL_CLEANUP_TRANCHE, sizeof(ElCleanupQueue), &found);
 	if (!found)
 	{
-		memset(el_cleanup, 0, el_object_cleanup_shmem_size());
-		SpinLockInit(&el_cleanup->mutex);
+		memset(el_cleanup, 0, sizeof(ElCleanupQueue));
+		el_cleanup->lock = &(GetNamedLWLockTranche(EL_CLEANUP_TRANCHE))->lock;
 	}
 }
 
@@ -91,7 +93,7 @@ el_cleanup_put(const ElCleanupEntry *entry)
 {
 	bool		stored = false;
 
-	SpinLockAcquire(&el_cleanup->mutex);
+	LWLockAcquire(el_cleanup->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < EL_CLEANUP_QUEUE_SIZE; i++)
 	{
 		if (el_cleanup->entries[i].in_use)
@@ -102,7 +104,7 @@ el_cleanup_put(const ElCleanupEntry *entry)
 		stored = true;
 		break;
 	}
-	SpinLockRelease(&el_cleanup->mutex);
+	LWLockRelease(el_cleanup->lock);
 	return stored;
 }
 
@@ -144,7 +146,7 @@ el_cleanup_take(TimestampTz now, ElCleanupEntry *out)
 {
 	int			slot = -1;
 
-	SpinLockAcquire(&el_cleanup->mutex);
+	LWLockAcquire(el_cleanup->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < EL_CLEANUP_QUEUE_SIZE && el_cleanup->used > 0; i++)
 	{
 		ElCleanupEntry *e = &el_cleanup->entries[i];
@@ -156,7 +158,7 @@ el_cleanup_take(TimestampTz now, ElCleanupEntry *out)
 		slot = i;
 		break;
 	}
-	SpinLockRelease(&el_cleanup->mutex);
+	LWLockRelease(el_cleanup->lock);
 	return slot;
 }
 
@@ -166,7 +168,7 @@ el_cleanup_done(int slot, bool forget, int attempts, TimestampTz not_before)
 {
 	ElCleanupEntry *e = &el_cleanup->entries[slot];
 
-	SpinLockAcquire(&el_cleanup->mutex);
+	LWLockAcquire(el_cleanup->lock, LW_EXCLUSIVE);
 	if (forget)
 	{
 		e->in_use = false;
@@ -175,7 +177,7 @@ el_cleanup_done(int slot, bool forget, int attempts, TimestampTz not_before)
 	e->in_flight = false;
 	e->attempts = attempts;
 	e->not_before = not_before;
-	SpinLockRelease(&el_cleanup->mutex);
+	LWLockRelease(el_cleanup->lock);
 }
 
 /* Delete one object with the server's credentials; the error, or NULL. */
@@ -315,11 +317,11 @@ el_abandoned_objects(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 
 	copy = palloc(sizeof(ElCleanupEntry) * EL_CLEANUP_QUEUE_SIZE);
-	SpinLockAcquire(&el_cleanup->mutex);
+	LWLockAcquire(el_cleanup->lock, LW_SHARED);
 	for (int i = 0; i < EL_CLEANUP_QUEUE_SIZE; i++)
 		if (el_cleanup->entries[i].in_use)
 			copy[n++] = el_cleanup->entries[i];
-	SpinLockRelease(&el_cleanup->mutex);
+	LWLockRelease(el_cleanup->lock);
 
 	for (int i = 0; i < n; i++)
 	{
@@ -347,8 +349,8 @@ el_object_cleanup_pending(void)
 
 	if (el_cleanup == NULL)
 		return false;
-	SpinLockAcquire(&el_cleanup->mutex);
+	LWLockAcquire(el_cleanup->lock, LW_SHARED);
 	pending = el_cleanup->used > 0;
-	SpinLockRelease(&el_cleanup->mutex);
+	LWLockRelease(el_cleanup->lock);
 	return pending;
 }

@@ -91,7 +91,7 @@ extern ElShared *el_shared;
 
 /* object_cleanup.c: S3 objects to delete outside the transaction that left them */
 #define EL_CLEANUP_PER_PASS 32	/* deletions one worker pass attempts at most */
-extern Size el_object_cleanup_shmem_size(void);
+extern void el_object_cleanup_shmem_request(void);
 extern void el_object_cleanup_shmem_init(void);
 extern bool el_object_cleanup_enqueue(const char *endpoint, const char *bucket,
 									  const char *key, bool after_delete);
