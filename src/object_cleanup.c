@@ -341,7 +341,7 @@ el_abandoned_objects(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* Is there anything due for the worker? */
+/* Is there anything queued for the worker? */
 bool
 el_object_cleanup_pending(void)
 {
@@ -353,4 +353,33 @@ el_object_cleanup_pending(void)
 	pending = el_cleanup->used > 0;
 	LWLockRelease(el_cleanup->lock);
 	return pending;
+}
+
+/*
+ * Milliseconds until the next queued deletion is due (0: now), or -1 when
+ * nothing waits, so the worker's nap does not delay a retry.
+ */
+long
+el_object_cleanup_next_due_ms(void)
+{
+	TimestampTz next = 0;
+	bool		any = false;
+
+	if (el_cleanup == NULL)
+		return -1;
+	LWLockAcquire(el_cleanup->lock, LW_SHARED);
+	for (int i = 0; i < EL_CLEANUP_QUEUE_SIZE && el_cleanup->used > 0; i++)
+	{
+		ElCleanupEntry *e = &el_cleanup->entries[i];
+
+		if (!e->in_use || e->in_flight)
+			continue;
+		if (!any || e->not_before < next)
+			next = e->not_before;
+		any = true;
+	}
+	LWLockRelease(el_cleanup->lock);
+	if (!any)
+		return -1;
+	return TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next);
 }

@@ -435,6 +435,13 @@ el_worker_main(Datum arg)
 
 		if (consecutive_errors > 0)
 			timeout = Min((long) el_naptime_ms << Min(consecutive_errors, 6), 60000L);
+		if (index == 0)
+		{
+			long		cleanup_due = el_object_cleanup_next_due_ms();
+
+			if (cleanup_due >= 0)
+				timeout = Min(timeout, Max(cleanup_due, 10L));
+		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);

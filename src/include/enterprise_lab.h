@@ -96,6 +96,7 @@ extern void el_object_cleanup_shmem_init(void);
 extern bool el_object_cleanup_enqueue(const char *endpoint, const char *bucket,
 									  const char *key, bool after_delete);
 extern bool el_object_cleanup_pending(void);
+extern long el_object_cleanup_next_due_ms(void);
 extern int	el_object_cleanup_run(int max_objects);
 
 /* enterprise_lab.c: wake the worker that deletes abandoned objects */

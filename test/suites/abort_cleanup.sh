@@ -33,6 +33,9 @@ q -c 'SELECT document_repo.ensure_bucket()' >/dev/null
 SUB=$(q -c "SELECT submission_id FROM intake.submit_request('Abe Abort', 'abe@example.test', 'Abort cleanup suite.',
               'document_review', 'medium', 'service_desk', '10000000-0000-4000-8000-000000000001')")
 
+# A long nap: a retry that comes due must wake the worker by itself.
+psql -X -q -d postgres -c "ALTER SYSTEM SET enterprise_lab.naptime = '60s'" -c "SELECT pg_reload_conf()" >/dev/null
+
 PROXY=$(el_free_port)
 /usr/bin/python3 test/s3/switchable_proxy.py --listen "127.0.0.1:$PROXY" --backend "${EL_S3_ENDPOINT#http://}" &
 PROXY_PID=$!
@@ -67,7 +70,7 @@ is "$(q -c "SELECT count(*) FROM document_repo.abandoned_objects() WHERE bucket 
 is "$(q -c "SELECT count(*) FROM document_repo.documents WHERE submission_id = '$SUB'")" 0 "no document row was kept"
 
 # S3 comes back: the first worker deletes them (after its failed attempts'
-# backoff), without anyone calling anything.
+# backoff, not after its 60 s nap), without anyone calling anything.
 sleep 6
 kill -USR2 "$PROXY_PID"
 wait_until_clean
@@ -105,5 +108,6 @@ ok $? "only superusers see the queue"
 dropuser abort_cleanup_nobody
 
 kill "$PROXY_PID" 2>/dev/null
+psql -X -q -d postgres -c "ALTER SYSTEM RESET enterprise_lab.naptime" -c "SELECT pg_reload_conf()" >/dev/null
 dropdb "$DB"
 done_testing
