@@ -43,11 +43,13 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
 $$;
 COMMENT ON FUNCTION enterprise_lab.has_visible_text(text) IS
   'Does the text contain a visible character? Spaces of every kind, zero-width and other invisible characters do not count.';
+
 ALTER TABLE intake.submissions
   DROP CONSTRAINT submissions_requester_name_valid,
   ADD CONSTRAINT submissions_requester_name_valid CHECK (enterprise_lab.has_visible_text(requester_name) AND length(requester_name) <= 200),
   DROP CONSTRAINT submissions_description_valid,
   ADD CONSTRAINT submissions_description_valid CHECK (enterprise_lab.has_visible_text(description) AND length(description) <= 4000);
+
 CREATE OR REPLACE FUNCTION intake.validate_submission() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -149,13 +151,16 @@ BEGIN
 
   RETURN NEW;
 END $$;
+
 ALTER TABLE operational.operation_cases
   ADD CONSTRAINT operation_cases_status_changed_by_length CHECK (length(status_changed_by) <= 200),
   ADD CONSTRAINT operation_cases_status_change_reason_length CHECK (length(status_change_reason) <= 1000);
+
 ALTER TABLE operational.case_status_history
   ADD CONSTRAINT case_status_history_changed_by_valid
   CHECK (enterprise_lab.has_visible_text(changed_by) AND length(changed_by) <= 200),
   ADD CONSTRAINT case_status_history_change_reason_length CHECK (length(change_reason) <= 1000);
+
 CREATE FUNCTION operational.check_change_note(changed_by text, change_reason text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -176,6 +181,7 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION operational.check_change_note(text, text) IS
   'Raise unless changed_by is a visible name of at most 200 characters and change_reason at most 1000 characters.';
+
 CREATE OR REPLACE FUNCTION operational.check_status_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -212,6 +218,7 @@ BEGIN
   NEW.updated_at := now();
   RETURN NEW;
 END $$;
+
 CREATE OR REPLACE FUNCTION operational.set_case_status(case_id uuid, new_status text, changed_by text, change_reason text DEFAULT NULL)
 RETURNS operational.operation_cases
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -244,6 +251,7 @@ BEGIN
   END IF;
   RETURN c;
 END $$;
+
 CREATE OR REPLACE FUNCTION document_repo.upload_document(
   submission_id uuid, file_name text, content_type text, content bytea,
   document_type text DEFAULT 'supporting_document')
