@@ -94,9 +94,18 @@ SELECT document_repo.presigned_url(id, '5 minutes') ~ ('^' || current_setting('e
   FROM document_repo.documents;
 SELECT document_repo.presigned_url(id, '8 days') FROM document_repo.documents;
 
--- A deleted document: its row says so, its object is gone after commit.
+-- A deleted document: its row says so; after the commit the first worker
+-- deletes its object (the commit itself never waits on S3).
 SELECT document_repo.delete_document(id) FROM document_repo.documents;
 SELECT status FROM document_repo.documents;
+DO $$
+BEGIN
+  FOR i IN 1 .. 100 LOOP
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM document_repo.s3_list_objects('submissions/') l
+                            JOIN document_repo.documents d ON d.object_key = l.object_key);
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
 SELECT count(*) AS objects_left FROM document_repo.s3_list_objects('submissions/') l
   JOIN document_repo.documents d ON d.object_key = l.object_key;
 
