@@ -201,7 +201,7 @@ BEGIN
           v.stored_file_name, v.file_extension, upload_document.content_type, v.content_type,
           v.detected_content_type, v.size_bytes, v.sha256,
           document_repo.s3_bucket(), key, tag,
-          coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', session_user));
+          enterprise_lab.request_subject());
 
   INSERT INTO canonical.lineage_records (submission_id, from_type, from_id, to_type, to_id, relationship)
   VALUES (upload_document.submission_id, 'service_request', req.id, 'document', doc_id, 'documented_by')
