@@ -5,7 +5,7 @@
 -- a document's details and its link, the anonymous role only that it exists.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS enterprise_lab;
-SELECT plan(22);
+SELECT plan(20);
 
 SELECT document_repo.ensure_bucket() AS bucket \gset
 -- A 1x1 PNG.
