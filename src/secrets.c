@@ -182,13 +182,17 @@ el_secret_get(const char *setting, const char *value, int elevel)
 	}
 
 	len = read(fd, buf, sizeof(buf));
-	close(fd);
 	if (len < 0)
 	{
+		int			save_errno = errno;
+
+		close(fd);
+		errno = save_errno;
 		el_secret_problem(slot, elevel, ERRCODE_CONFIG_FILE_ERROR, "read",
 						  errmsg("could not read the secret file \"%s\" named by %s: %m", path, setting));
 		return NULL;
 	}
+	close(fd);
 	/* One trailing line break (or spaces) is how editors and echo end a file. */
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
 					   buf[len - 1] == ' ' || buf[len - 1] == '\t'))
