@@ -276,6 +276,123 @@ BEGIN
             HINT = 'Cases are opened by the worker once the request is integrated; see operational.operation_cases.';
   END IF;
   RETURN c;
+-- Identity: request.jwt.claims counts only in a session of the
+-- authenticator; a direct login is its session user, with its teams in
+-- operational.role_teams.
+CREATE TABLE operational.role_teams (
+  role_name  name NOT NULL,
+  team_code  text NOT NULL REFERENCES reference.teams (code),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (role_name, team_code)
+);
+COMMENT ON TABLE operational.role_teams IS
+  'Teams of roles that log in directly (not through PostgREST or the gateway): a session is in the teams of every role it is a member of. Kept by administrators.';
+SELECT pg_catalog.pg_extension_config_dump('operational.role_teams', '');
+
+CREATE FUNCTION enterprise_lab.request_trusts_claims() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_has_role(session_user, 'lab_authenticator', 'MEMBER')
+$$;
+COMMENT ON FUNCTION enterprise_lab.request_trusts_claims() IS
+  'Whether request.jwt.claims counts: only in a session of lab_authenticator (or of a role granted it, or a superuser), which verified the token.';
+
+CREATE OR REPLACE FUNCTION enterprise_lab.request_claims() RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE WHEN enterprise_lab.request_trusts_claims()
+              THEN coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb, '{}'::jsonb)
+              ELSE '{}'::jsonb
+         END
+$$;
+COMMENT ON FUNCTION enterprise_lab.request_claims() IS
+  'The JWT claims of the request (request.jwt.claims) in a session of the authenticator, else {} (no token, or a direct login, whose claims are ignored).';
+
+CREATE OR REPLACE FUNCTION enterprise_lab.request_subject() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE WHEN enterprise_lab.request_trusts_claims()
+              THEN coalesce(nullif(btrim(c -> 'sub' #>> '{}'), ''), enterprise_lab.request_role()::text)
+              ELSE session_user::text
+         END
+    FROM enterprise_lab.request_claims() AS c
+$$;
+COMMENT ON FUNCTION enterprise_lab.request_subject() IS
+  'Who acts: the JWT "sub" claim (else the request role''s name) through the authenticator; the login role''s name for a direct login. Recorded as changed_by and submitted_by.';
+
+CREATE OR REPLACE FUNCTION enterprise_lab.request_teams() RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE
+           WHEN NOT enterprise_lab.request_trusts_claims() THEN
+             ARRAY(SELECT DISTINCT t.team_code
+                     FROM operational.role_teams t
+                     JOIN pg_roles r ON r.rolname = t.role_name
+                    WHERE pg_has_role(session_user, r.oid, 'MEMBER')
+                    ORDER BY 1)
+           WHEN jsonb_typeof(c -> 'teams') = 'array' THEN
+             ARRAY(SELECT e.v #>> '{}' FROM jsonb_array_elements(c -> 'teams') AS e(v)
+                    WHERE jsonb_typeof(e.v) = 'string')
+           WHEN jsonb_typeof(c -> 'team') = 'string' THEN ARRAY[c ->> 'team']
+           ELSE '{}'::text[]
+         END
+    FROM enterprise_lab.request_claims() AS c
+$$;
+COMMENT ON FUNCTION enterprise_lab.request_teams() IS
+  'Teams of the request: named in the JWT claims ("teams": [...] or "team": "...") through the authenticator, else those operational.role_teams gives the login role; empty without.';
+
+COMMENT ON FUNCTION enterprise_lab.request_may_change_team(text) IS
+  'Row-level security predicate: admins may change every team''s cases, operators those of their teams (request_teams()).';
+
+GRANT EXECUTE ON FUNCTION enterprise_lab.request_trusts_claims() TO lab_operator, lab_auditor, lab_admin, lab_case_writer;
+GRANT SELECT ON operational.role_teams TO lab_operator, lab_auditor, lab_admin, lab_case_writer;
+COMMENT ON POLICY cases_read_own_teams ON operational.operation_cases IS
+  'An operator reading the table sees the cases of its teams (enterprise_lab.request_teams()).';
+COMMENT ON POLICY cases_change_own_teams ON operational.operation_cases IS
+  'api.set_case_status changes a case only for an admin or an operator of the case''s team (enterprise_lab.request_teams()).';
+COMMENT ON POLICY history_written_with_change ON operational.case_status_history IS
+  'api.set_case_status records history rows in the name of the request''s subject only (enterprise_lab.request_subject()).';
+
+CREATE OR REPLACE FUNCTION api.set_case_status(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'set_case_status';
+  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['case_id', 'new_status', 'reason']);
+  v_case uuid := enterprise_lab.api_uuid(fn, b, 'case_id', true);
+  v_status text := enterprise_lab.api_text(fn, b, 'new_status', true, 40);
+  v_reason text := enterprise_lab.api_text(fn, b, 'reason', false, 1000);
+  before operational.operation_cases;
+  after operational.operation_cases;
+  msg text;
+  det text;
+  hnt text;
+BEGIN
+  SELECT * INTO before FROM operational.operation_cases WHERE id = v_case;
+  IF NOT FOUND THEN
+    PERFORM enterprise_lab.api_not_found('case', v_case);
+  END IF;
+
+  BEGIN
+    after := operational.set_case_status(v_case, v_status, enterprise_lab.request_subject(), v_reason);
+  EXCEPTION
+    -- The case exists (read above), so the UPDATE found no row because
+    -- row-level security hid it: a refusal, never a silent no-op.
+    WHEN no_data_found THEN
+      RAISE EXCEPTION '%: not allowed to change case % of team %', fn, before.external_reference, before.team_code
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = format('Your teams: %s.',
+                              coalesce(nullif(array_to_string(enterprise_lab.request_teams(), ', '), ''), 'none')),
+              HINT = 'An operator changes the cases of its teams: the "teams" (or "team") claim of its JWT, or for a direct login the rows of operational.role_teams.';
+    WHEN object_not_in_prerequisite_state THEN
+      GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+      RAISE EXCEPTION '%', msg USING ERRCODE = 'PT409', DETAIL = det, HINT = hnt;
+  END;
+
+  RETURN jsonb_build_object('case_id', after.id,
+                            'external_reference', after.external_reference,
+                            'team', after.team_code,
+                            'previous_status', before.processing_status,
+                            'processing_status', after.processing_status,
+                            'changed_by', after.status_changed_by,
+                            'change_reason', after.status_change_reason,
+                            'status_changed_at', after.status_changed_at);
 END $$;
 
 CREATE OR REPLACE FUNCTION document_repo.upload_document(
@@ -327,4 +444,111 @@ BEGIN
   VALUES (upload_document.submission_id, 'service_request', req.id, 'document', doc_id, 'documented_by')
   ON CONFLICT DO NOTHING;
   RETURN doc_id;
+END $$;
+
+-- Documents: details and download links for operators, auditors and admins
+-- only; the anonymous role learns that a document exists.
+CREATE FUNCTION enterprise_lab.api_may_see_documents() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(enterprise_lab.request_access() IN ('operator', 'auditor', 'admin'), false)
+$$;
+COMMENT ON FUNCTION enterprise_lab.api_may_see_documents() IS
+  'api helper: true for operators, auditors and admins, who see documents'' details and download links; the anonymous role sees only that a document exists.';
+
+CREATE OR REPLACE FUNCTION api.submission_detail(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'submission_detail';
+  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id']);
+  v_id uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', true);
+  emails boolean := enterprise_lab.api_may_see_emails();
+  see_documents boolean := enterprise_lab.api_may_see_documents();
+  submission jsonb;
+  request jsonb;
+  operational_case jsonb;
+  documents jsonb := '[]';
+  d record;
+  url text;
+BEGIN
+  SELECT to_jsonb(s) || jsonb_build_object(
+           'requester_email', CASE WHEN emails THEN s.requester_email END,
+           'customer_code', c.code, 'customer_name', c.name,
+           'agreement_number', a.agreement_number, 'agreement_name', a.name)
+    INTO submission
+    FROM intake.submissions s
+    JOIN reference.customers c ON c.id = s.customer_id
+    LEFT JOIN reference.agreements a ON a.id = s.agreement_id
+   WHERE s.id = v_id;
+  IF NOT FOUND THEN
+    PERFORM enterprise_lab.api_not_found('submission', v_id);
+  END IF;
+
+  FOR d IN SELECT to_jsonb(x) AS doc, x.id, x.status FROM document_repo.documents x
+            WHERE x.submission_id = v_id ORDER BY x.uploaded_at, x.id LOOP
+    IF see_documents THEN
+      url := CASE WHEN d.status = 'stored' THEN document_repo.presigned_url(d.id, interval '15 minutes') END;
+      documents := documents || jsonb_build_array(d.doc || jsonb_build_object('download_url', url));
+    ELSE
+      documents := documents || jsonb_build_array(jsonb_build_object('id', d.id, 'download_url', NULL));
+    END IF;
+  END LOOP;
+
+  SELECT to_jsonb(r), to_jsonb(c) INTO request, operational_case
+    FROM source_system.service_requests r
+    LEFT JOIN operational.operation_cases c ON c.service_request_id = r.id
+   WHERE r.submission_id = v_id;
+
+  RETURN jsonb_build_object(
+    'submission', submission,
+    'service_request', request,
+    'case', operational_case,
+    'status_history', coalesce((SELECT jsonb_agg(to_jsonb(h) ORDER BY h.id)
+                                  FROM operational.case_status_history h
+                                 WHERE h.case_id = (operational_case ->> 'id')::uuid), '[]'),
+    'canonical', (SELECT to_jsonb(o) FROM canonical.business_objects o
+                   WHERE o.submission_id = v_id AND o.object_type = 'service_request'),
+    'documents', documents,
+    'events', coalesce((SELECT jsonb_agg(to_jsonb(e) ORDER BY e.seq)
+                          FROM integration.events e WHERE e.submission_id = v_id), '[]'),
+    'sync_logs', coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.id)
+                             FROM integration.sync_logs l WHERE l.submission_id = v_id), '[]'),
+    'lineage', coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.created_at, enterprise_lab.api_lineage_rank(l.from_type),
+                                          l.from_type, l.to_type, l.relationship)
+                           FROM canonical.lineage_records l WHERE l.submission_id = v_id), '[]'));
+END $$;
+COMMENT ON FUNCTION api.submission_detail(jsonb) IS
+  'One submission across every layer: {"submission_id"} -> submission, service_request, case, status_history, canonical, documents (for operators, auditors and admins with a 15-minute presigned download_url; only their ids for the anonymous role), events, sync_logs, lineage. PT404 (HTTP 404) when unknown.';
+
+-- Custom event handlers run as their owner (src/handlers.c), so only the
+-- owner may register one.
+COMMENT ON TABLE integration.event_handlers IS
+  'SQL handlers for custom event types: a function taking one integration.events row. It runs in the worker''s transaction as the function''s owner, who must be the role that registers it; raise an error to fail the event.';
+
+CREATE OR REPLACE FUNCTION integration.check_event_handler() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p record;
+BEGIN
+  SELECT proargtypes, proowner, prokind, proretset INTO p FROM pg_proc WHERE oid = NEW.handler;
+  IF array_length(p.proargtypes::oid[], 1) IS DISTINCT FROM 1
+     OR p.proargtypes[0] <> 'integration.events'::regtype THEN
+    RAISE EXCEPTION 'handler % must take exactly one argument of type integration.events', NEW.handler
+      USING ERRCODE = 'invalid_function_definition',
+            HINT = 'Declare it as CREATE FUNCTION my_handler(e integration.events) RETURNS void ...';
+  END IF;
+  IF p.prokind <> 'f' OR p.proretset THEN
+    RAISE EXCEPTION 'handler % must be a plain function', NEW.handler
+      USING ERRCODE = 'invalid_function_definition',
+            DETAIL = 'Procedures, aggregates and set-returning functions cannot be handlers.',
+            HINT = 'Declare it as CREATE FUNCTION my_handler(e integration.events) RETURNS void ...';
+  END IF;
+  IF (TG_OP = 'INSERT' OR NEW.handler IS DISTINCT FROM OLD.handler)
+     AND NOT pg_has_role(current_user, p.proowner, 'USAGE') THEN
+    RAISE EXCEPTION 'must be the owner of function % to register it as a handler', NEW.handler
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = format('The handler would run as its owner, %s.', p.proowner::regrole),
+            HINT = 'Register a function you own; a handler runs with its owner''s rights.';
+  END IF;
+  RETURN NEW;
 END $$;

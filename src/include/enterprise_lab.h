@@ -36,6 +36,10 @@ extern int	el_event_retention_s;
 /* documents.c: S3 and document GUCs (enterprise_lab.s3_*, max_document_size) */
 extern void el_define_document_gucs(void);
 
+/* secrets.c: secrets read from the file a setting names ("@/path") */
+extern const char *el_secret_get(const char *setting, const char *value, int elevel);
+extern const char *el_secret_show(const char *value);
+
 /* What one call of the processing core did. */
 typedef struct ElBatchResult
 {

@@ -30,4 +30,16 @@
 #define el_create_process_wait_event_set(nevents) CreateWaitEventSet(TopMemoryContext, (nevents))
 #endif
 
+/*
+ * EXECUTE privilege on a function.  PostgreSQL 16 replaced the per-catalog
+ * pg_*_aclcheck() functions by object_aclcheck().
+ */
+#include "catalog/pg_proc.h"
+#include "utils/acl.h"
+#if PG_VERSION_NUM >= 160000
+#define el_proc_aclcheck(proc, role, mode) object_aclcheck(ProcedureRelationId, (proc), (role), (mode))
+#else
+#define el_proc_aclcheck(proc, role, mode) pg_proc_aclcheck((proc), (role), (mode))
+#endif
+
 #endif							/* EL_PG_COMPAT_H */

@@ -76,9 +76,11 @@ ok $? "with S3's error: SignatureDoesNotMatch"
 
 # --- a wrong secret -------------------------------------------------------
 SECRET='Wr0ng-S3cret-value-4711'
+printf '%s\n' "$SECRET" > "$EL_TEST_WORK/wrong_secret"
+chmod 600 "$EL_TEST_WORK/wrong_secret"; chown postgres "$EL_TEST_WORK/wrong_secret"
 before=$(log_lines)
 OUT=$(fails <<SQL
-SET enterprise_lab.s3_secret_key = '$SECRET';
+SET enterprise_lab.s3_secret_key = '@$EL_TEST_WORK/wrong_secret';
 SELECT document_repo.upload_document('$SUB', 'wrong.txt', 'text/plain', convert_to('secret test', 'UTF8'));
 SQL
 )
