@@ -276,6 +276,8 @@ BEGIN
             HINT = 'Cases are opened by the worker once the request is integrated; see operational.operation_cases.';
   END IF;
   RETURN c;
+END $$;
+
 -- Identity: request.jwt.claims counts only in a session of the
 -- authenticator; a direct login is its session user, with its teams in
 -- operational.role_teams.
