@@ -5,8 +5,9 @@
 #
 # Usage: source scripts/chroot.sh; el_chroot_prepare 17; el_chroot_run 17 CMD...
 #
-# 15 is bookworm's (the host's); 17 is trixie's; 18 is forky's (debootstrap
-# knows forky by the sid script).  No Debian suite carries 16.
+# 15 is bookworm's, 17 trixie's, 18 forky's (debootstrap knows forky by the
+# sid script); the major of the machine's own suite runs without a chroot.
+# No Debian suite carries 16.
 
 EL_TREE=${EL_TREE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 EL_CACHE_DIR=${EL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/enterprise_lab}
@@ -14,17 +15,27 @@ EL_MIRROR=${EL_MIRROR:-http://deb.debian.org/debian}
 
 el_chroot_suite() {
   case $1 in
+    15) echo bookworm ;;
     17) echo trixie ;;
     18) echo forky ;;
     *) return 1 ;;
   esac
 }
 
-# The tarball's name changes with the package list, so a new dependency
-# makes a new chroot instead of running in a stale one.
+# el_runs_on_host MAJOR: this machine is the Debian suite that carries MAJOR.
+el_runs_on_host() {
+  local suite
+  suite=$(el_chroot_suite "$1") || return 1
+  [ "$suite" = "$(. /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-}")" ]
+}
+
+# The tarball's name changes with the package list (and with
+# EL_CHROOT_LAYOUT, raised when the way a chroot is made changes), so a new
+# dependency makes a new chroot instead of running in a stale one.
+EL_CHROOT_LAYOUT=1
 el_chroot_tarball() {
   local major=$1 key
-  key=$(cat "$EL_TREE/scripts/install-deps" "$EL_TREE/scripts/chroot.sh" | sha256sum | cut -c1-12)
+  key=$( { echo "$EL_CHROOT_LAYOUT"; cat "$EL_TREE/scripts/install-deps"; } | sha256sum | cut -c1-12)
   echo "$EL_CACHE_DIR/pg$major-$(el_chroot_suite "$major")-$key.tar.zst"
 }
 
@@ -59,6 +70,7 @@ el_chroot_prepare() {
   command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >/dev/null || return 1
   mkdir -p "$EL_CACHE_DIR"
   root=$(mktemp -d "$EL_CACHE_DIR/build-pg$major.XXXXXX")
+  chmod 755 "$root"  # the chroot's /, which user postgres must traverse
   [ "$suite" = forky ] && script=(/usr/share/debootstrap/scripts/sid)
   echo "chroot: debootstrap $suite for PostgreSQL $major"
   debootstrap --variant=minbase --include=ca-certificates "$suite" "$root" "$EL_MIRROR" "${script[@]}" \
@@ -93,6 +105,7 @@ el_chroot_run() {
   el_chroot_prepare "$major" || return 1
   mkdir -p "$work"
   zstd -q -d -c "$(el_chroot_tarball "$major")" | tar -C "$work" -xf - || return 1
+  chmod 755 "$work"
   el_copy_tree "$work/src"
   el_chroot_exec "$work" /bin/bash -c 'cd /src && exec "$@"' _ "$@"
 }

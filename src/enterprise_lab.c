@@ -144,6 +144,7 @@ el_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(el_shmem_size());
+	el_object_cleanup_shmem_request();
 }
 
 static void
@@ -162,7 +163,28 @@ el_shmem_startup(void)
 		for (int i = 0; i < EL_MAX_WORKERS; i++)
 			SpinLockInit(&el_shared->workers[i].mutex);
 	}
+	el_object_cleanup_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * The first worker deletes abandoned S3 objects (object_cleanup.c).  Safe
+ * in a transaction callback: no I/O, no error.
+ */
+void
+el_wake_cleanup_worker(void)
+{
+	ElWorkerSlot *slot;
+	Latch	   *latch;
+
+	if (el_shared == NULL)
+		return;
+	slot = &el_shared->workers[0];
+	SpinLockAcquire(&slot->mutex);
+	latch = slot->pid != 0 ? slot->latch : NULL;
+	SpinLockRelease(&slot->mutex);
+	if (latch)
+		SetLatch(latch);
 }
 
 /*

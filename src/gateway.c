@@ -127,8 +127,8 @@ el_gateway_define_gucs(void)
 							   NULL, NULL, NULL);
 
 	DefineCustomStringVariable("enterprise_lab.jwt_secret",
-							   "HS256 secret that signs the gateway's JSON Web Tokens.",
-							   "Empty: every request with a token is refused.",
+							   "File that holds the HS256 secret of the gateway's JSON Web Tokens, as @/path/to/file.",
+							   "Empty, a secret set inline or an unreadable file: every request with a token is refused.",
 							   &el_jwt_secret,
 							   "",
 							   PGC_SUSET,
@@ -573,6 +573,7 @@ el_authenticate(struct MHD_Connection *conn, ElAuth *auth)
 	const char *header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 													 MHD_HTTP_HEADER_AUTHORIZATION);
 	jwt_t	   *jwt = NULL;
+	const char *secret;
 	const char *alg;
 	const char *role;
 	char	   *claims;
@@ -608,14 +609,16 @@ el_authenticate(struct MHD_Connection *conn, ElAuth *auth)
 					   "Server cannot verify JWTs: libjwt is not available");
 		return;
 	}
-	if (el_jwt_secret == NULL || el_jwt_secret[0] == '\0')
+	/* read from its file; a problem is logged (LOG never throws) */
+	secret = el_secret_get("enterprise_lab.jwt_secret", el_jwt_secret, LOG);
+	if (secret == NULL)
 	{
 		el_auth_refuse(auth, MHD_HTTP_INTERNAL_SERVER_ERROR, "PGRST300",
 					   "Server lacks JWT secret");
 		return;
 	}
-	if (libjwt.decode(&jwt, header + 7, (const unsigned char *) el_jwt_secret,
-				   (int) strlen(el_jwt_secret)) != 0 || jwt == NULL)
+	if (libjwt.decode(&jwt, header + 7, (const unsigned char *) secret,
+				   (int) strlen(secret)) != 0 || jwt == NULL)
 	{
 		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST301",
 					   "JWT cannot be decoded or its signature is invalid");

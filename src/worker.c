@@ -11,7 +11,9 @@
  *
  * A worker loops: one transaction per batch through the shared core
  * (process.c), then sleeps on its latch until a committing transaction
- * enqueues events (see el_xact_callback) or the nap time passes.
+ * enqueues events (see el_xact_callback) or the nap time passes.  The
+ * first worker also deletes the S3 objects that transactions left behind
+ * (object_cleanup.c), between batches and outside any transaction.
  */
 #include "postgres.h"
 
@@ -379,6 +381,12 @@ el_worker_main(Datum arg)
 		MemoryContextSwitchTo(loop_cxt);
 		PG_TRY();
 		{
+			/*
+			 * Outside any transaction, so a stalled S3 holds no lock or
+			 * snapshot; before the batch, so failing batches do not stop it.
+			 */
+			if (index == 0 && el_object_cleanup_pending())
+				el_object_cleanup_run(EL_CLEANUP_PER_PASS);
 			claimed = el_run_batch();
 			consecutive_errors = 0;
 		}
@@ -429,6 +437,13 @@ el_worker_main(Datum arg)
 
 		if (consecutive_errors > 0)
 			timeout = Min((long) el_naptime_ms << Min(consecutive_errors, 6), 60000L);
+		if (index == 0)
+		{
+			long		cleanup_due = el_object_cleanup_next_due_ms();
+
+			if (cleanup_due >= 0)
+				timeout = Min(timeout, Max(cleanup_due, 10L));
+		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);

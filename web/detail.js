@@ -21,6 +21,8 @@ const CANONICAL_HIDDEN = ['submission_id'];
 
 // Only http(s) links are offered for download.
 function safeUrl(raw) {
+  // null (no link for this caller, or no stored object) would resolve to "<base>/null"
+  if (typeof raw !== 'string' || raw === '') return null;
   try {
     const u = new URL(raw, document.baseURI);
     return u.protocol === 'http:' || u.protocol === 'https:' ? u.href : null;

@@ -36,6 +36,10 @@ extern int	el_event_retention_s;
 /* documents.c: S3 and document GUCs (enterprise_lab.s3_*, max_document_size) */
 extern void el_define_document_gucs(void);
 
+/* secrets.c: secrets read from the file a setting names ("@/path") */
+extern const char *el_secret_get(const char *setting, const char *value, int elevel);
+extern const char *el_secret_show(const char *value);
+
 /* What one call of the processing core did. */
 typedef struct ElBatchResult
 {
@@ -88,6 +92,19 @@ typedef struct ElShared
 } ElShared;
 
 extern ElShared *el_shared;
+
+/* object_cleanup.c: S3 objects to delete outside the transaction that left them */
+#define EL_CLEANUP_PER_PASS 32	/* deletions one worker pass attempts at most */
+extern void el_object_cleanup_shmem_request(void);
+extern void el_object_cleanup_shmem_init(void);
+extern bool el_object_cleanup_enqueue(const char *endpoint, const char *bucket,
+									  const char *key, bool after_delete);
+extern bool el_object_cleanup_pending(void);
+extern long el_object_cleanup_next_due_ms(void);
+extern int	el_object_cleanup_run(int max_objects);
+
+/* enterprise_lab.c: wake the worker that deletes abandoned objects */
+extern void el_wake_cleanup_worker(void);
 
 /* worker.c */
 extern PGDLLEXPORT void el_launcher_main(Datum arg);

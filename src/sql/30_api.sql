@@ -138,6 +138,16 @@ $$;
 COMMENT ON FUNCTION enterprise_lab.api_may_see_emails() IS
   'api helper: false for the anonymous role, which sees no requester e-mail addresses.';
 
+-- Which documents a request may read: their files carry the requester's
+-- data as much as the e-mail address does, so an anonymous caller learns
+-- that a document exists (its id) and nothing else, least of all a link.
+CREATE FUNCTION enterprise_lab.api_may_see_documents() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(enterprise_lab.request_access() IN ('operator', 'auditor', 'admin'), false)
+$$;
+COMMENT ON FUNCTION enterprise_lab.api_may_see_documents() IS
+  'api helper: true for operators, auditors and admins, who see documents'' details and download links; the anonymous role sees only that a document exists.';
+
 
 CREATE FUNCTION api.reference_data(jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -295,9 +305,9 @@ BEGIN
     WHEN no_data_found THEN
       RAISE EXCEPTION '%: not allowed to change case % of team %', fn, before.external_reference, before.team_code
         USING ERRCODE = 'insufficient_privilege',
-              DETAIL = format('Teams in your token: %s.',
+              DETAIL = format('Your teams: %s.',
                               coalesce(nullif(array_to_string(enterprise_lab.request_teams(), ', '), ''), 'none')),
-              HINT = 'An operator changes the cases of the teams in the "teams" (or "team") claim of its JWT.';
+              HINT = 'An operator changes the cases of its teams: the "teams" (or "team") claim of its JWT, or for a direct login the rows of operational.role_teams.';
     WHEN object_not_in_prerequisite_state THEN
       GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
       RAISE EXCEPTION '%', msg USING ERRCODE = 'PT409', DETAIL = det, HINT = hnt;
@@ -389,6 +399,7 @@ DECLARE
   b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id']);
   v_id uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', true);
   emails boolean := enterprise_lab.api_may_see_emails();
+  see_documents boolean := enterprise_lab.api_may_see_documents();
   submission jsonb;
   request jsonb;
   operational_case jsonb;
@@ -411,8 +422,12 @@ BEGIN
 
   FOR d IN SELECT to_jsonb(x) AS doc, x.id, x.status FROM document_repo.documents x
             WHERE x.submission_id = v_id ORDER BY x.uploaded_at, x.id LOOP
-    url := CASE WHEN d.status = 'stored' THEN document_repo.presigned_url(d.id, interval '15 minutes') END;
-    documents := documents || jsonb_build_array(d.doc || jsonb_build_object('download_url', url));
+    IF see_documents THEN
+      url := CASE WHEN d.status = 'stored' THEN document_repo.presigned_url(d.id, interval '15 minutes') END;
+      documents := documents || jsonb_build_array(d.doc || jsonb_build_object('download_url', url));
+    ELSE
+      documents := documents || jsonb_build_array(jsonb_build_object('id', d.id, 'download_url', NULL));
+    END IF;
   END LOOP;
 
   SELECT to_jsonb(r), to_jsonb(c) INTO request, operational_case
@@ -441,10 +456,11 @@ BEGIN
                                              ORDER BY dl.event_seq, sub.name)
                               FROM integration.deliveries dl
                               JOIN integration.subscriptions sub ON sub.id = dl.subscription_id
-                             WHERE dl.submission_id = v_id), '[]'));
+                             WHERE dl.submission_id = v_id
+                               AND enterprise_lab.request_access() IN ('operator', 'auditor', 'admin')), '[]'));
 END $$;
 COMMENT ON FUNCTION api.submission_detail(jsonb) IS
-  'One submission across every layer: {"submission_id"} -> submission, service_request, case, status_history, canonical, documents (with a 15-minute presigned download_url), events, sync_logs, lineage, webhook deliveries. PT404 (HTTP 404) when unknown.';
+  'One submission across every layer: {"submission_id"} -> submission, service_request, case, status_history, canonical, documents (for operators, auditors and admins with a 15-minute presigned download_url; only their ids for the anonymous role), events, sync_logs, lineage, webhook deliveries (not for the anonymous role). PT404 (HTTP 404) when unknown.';
 
 
 CREATE FUNCTION api.events(jsonb DEFAULT '{}') RETURNS jsonb

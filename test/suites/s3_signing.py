@@ -14,12 +14,14 @@ and DELETE, each request verified by the proxy in front of s3rver.
 import datetime
 import json
 import os
+import pwd
 import random
 import subprocess
 import sys
 import urllib.parse
 from unittest import mock
 
+import botocore.auth
 from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -96,6 +98,12 @@ def base_url(config, key):
 
 
 def botocore_sign(signer, request, at):
+    # botocore reads the clock through get_current_datetime() since 1.34
+    # (trixie and later), through datetime.datetime.utcnow() before.
+    if hasattr(botocore.auth, 'get_current_datetime'):
+        with mock.patch('botocore.auth.get_current_datetime', return_value=sigv4_time(at)):
+            signer.add_auth(request)
+        return request
     with mock.patch('botocore.auth.datetime') as fake:
         fake.datetime.utcnow.return_value = sigv4_time(at)
         fake.datetime.strptime = datetime.datetime.strptime
@@ -121,11 +129,20 @@ def expected_header(config, case):
     return url, request.headers['Authorization']
 
 
+def secret_file(secret):
+    """The extension reads the secret key from a file only the server's user reads."""
+    path = os.path.join(os.environ['EL_TEST_WORK'], 'signing-secret-%s' % secret.encode().hex()[:32])
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as f:
+        f.write(secret)
+    os.chown(path, pwd.getpwnam('postgres').pw_uid, -1)
+    return '@' + path
+
+
 def settings_sql(config):
     return ''.join('SET enterprise_lab.%s = %s;\n' % (name, literal(str(value)))
                    for name, value in [('s3_endpoint', config['endpoint']), ('s3_bucket', config['bucket']),
                                        ('s3_region', config['region']), ('s3_access_key', config['access_key']),
-                                       ('s3_secret_key', config['secret_key']),
+                                       ('s3_secret_key', secret_file(config['secret_key'])),
                                        ('s3_path_style', 'on' if config['path_style'] else 'off')])
 
 
