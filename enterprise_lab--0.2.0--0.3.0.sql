@@ -1268,11 +1268,16 @@ GRANT EXECUTE ON FUNCTION api.create_subscription(jsonb), api.update_subscriptio
 GRANT SELECT ON integration.subscriptions, integration.subscription_secrets, integration.deliveries,
   integration.held_deliveries, integration.subscription_status, integration.delivery_worker_status
   TO lab_operator, lab_auditor, lab_admin;
--- Access (delivery): webhook signing secrets are for superusers and
--- lab_admin only.  Runs after 95_access.sql, whose read grant covers every
--- table of the integration schema.
+-- Access (delivery): webhook signing secrets and a subscription's extra
+-- headers (which may carry credentials) are for superusers and lab_admin
+-- only.  Runs after 95_access.sql, whose read grant covers every table of
+-- the integration schema.
 
 REVOKE SELECT ON integration.subscription_secrets FROM lab_operator, lab_auditor;
+REVOKE SELECT ON integration.subscriptions FROM lab_operator, lab_auditor;
+GRANT SELECT (id, name, url, event_types, enabled, paused_at, paused_reason, timeout_ms, consecutive_failures,
+              delivered_count, failed_count, last_success_at, last_failure_at, created_at, updated_at)
+  ON integration.subscriptions TO lab_operator, lab_auditor;
 
 -- api.submission_detail lists the submission's deliveries (src/sql/30_api.sql).
 CREATE OR REPLACE FUNCTION api.submission_detail(jsonb DEFAULT '{}') RETURNS jsonb
