@@ -89,14 +89,15 @@ typedef struct ElShared
 
 extern ElShared *el_shared;
 
-/* worker.c */
+/* launcher.c: starts and supervises the workers and the gateway */
 extern PGDLLEXPORT void el_launcher_main(Datum arg);
-extern PGDLLEXPORT void el_worker_main(Datum arg);
 extern void el_register_launcher(void);
+
+/* worker.c: an event worker */
+extern PGDLLEXPORT void el_worker_main(Datum arg);
 
 /* gateway.c: the built-in HTTP gateway, started by the launcher */
 extern void el_gateway_define_gucs(void);
-extern void el_gateway_supervise(Oid dboid, long *timeout);
 extern PGDLLEXPORT void el_gateway_main(Datum arg);
 
 #endif							/* ENTERPRISE_LAB_H */

@@ -1,0 +1,194 @@
+/*
+ * http_auth.c
+ *		Who a gateway request runs as: no Authorization header is the
+ *		anonymous role; "Bearer <JWT>" is verified as PostgREST verifies it
+ *		and names the role and the claims.  Nothing here raises an ERROR
+ *		while libjwt holds memory: every refusal is a result.
+ */
+#include "postgres.h"
+
+#include <dlfcn.h>
+#include <time.h>
+
+#include "utils/json.h"
+
+#include "gateway.h"
+
+static void
+el_auth_refuse(ElAuth *auth, unsigned int status, const char *code, const char *message)
+{
+	auth->status = status;
+	auth->code = code;
+	auth->message = message;
+}
+
+/*
+ * libjwt, loaded with RTLD_DEEPBIND instead of linked: it and its JSON
+ * library (jansson) must not see the postgres executable's symbols, since
+ * PostgreSQL's SQL function json_object() has the name of jansson's
+ * constructor and would be called in its place.
+ *
+ * The gateway speaks libjwt's 1.x API, which Debian ships as libjwt.so.0
+ * (bookworm) and libjwt.so.2 (trixie on); it is declared here rather than
+ * taken from jwt.h because the library is found by soname at run time and a
+ * build machine's jwt.h may be 3.x's, a different API.
+ */
+typedef struct jwt jwt_t;
+
+static const char *const el_libjwt_sonames[] = {"libjwt.so.2", "libjwt.so.0"};
+
+static struct
+{
+	bool		loaded;
+	int			(*decode) (jwt_t **jwt, const char *token, const unsigned char *key, int key_len);
+	const char *(*get_header) (jwt_t *jwt, const char *header);
+	const char *(*get_grant) (jwt_t *jwt, const char *grant);
+	long		(*get_grant_int) (jwt_t *jwt, const char *grant);
+	char	   *(*get_grants_json) (jwt_t *jwt, const char *grant);
+	void		(*free) (jwt_t *jwt);
+}			libjwt;
+
+void
+el_load_libjwt(void)
+{
+	void	   *lib = NULL;
+	const char *soname = NULL;
+
+	for (size_t i = 0; i < lengthof(el_libjwt_sonames) && lib == NULL; i++)
+		lib = dlopen(soname = el_libjwt_sonames[i], RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+	if (lib == NULL)
+	{
+		bool		v3 = (dlopen("libjwt.so.3", RTLD_LAZY | RTLD_LOCAL) != NULL);
+
+		ereport(WARNING,
+				(errmsg("enterprise_lab gateway: could not load libjwt with its 1.x API"),
+				 v3 ? errdetail("Only libjwt 3 (libjwt.so.3) is installed; its API is not the one the gateway uses.  Requests with a token will be refused.")
+				 : errdetail("Neither libjwt.so.2 nor libjwt.so.0 was found.  Requests with a token will be refused."),
+				 errhint("Install libjwt2 (Debian trixie and later) or libjwt0 (bookworm).")));
+		return;
+	}
+	libjwt.decode = dlsym(lib, "jwt_decode");
+	libjwt.get_header = dlsym(lib, "jwt_get_header");
+	libjwt.get_grant = dlsym(lib, "jwt_get_grant");
+	libjwt.get_grant_int = dlsym(lib, "jwt_get_grant_int");
+	libjwt.get_grants_json = dlsym(lib, "jwt_get_grants_json");
+	libjwt.free = dlsym(lib, "jwt_free");
+	libjwt.loaded = libjwt.decode && libjwt.get_header && libjwt.get_grant &&
+		libjwt.get_grant_int && libjwt.get_grants_json && libjwt.free;
+	if (!libjwt.loaded)
+		ereport(WARNING,
+				(errmsg("enterprise_lab gateway: %s lacks a function of libjwt's 1.x API", soname),
+				 errdetail("Requests with a token will be refused.")));
+}
+
+/*
+ * Verify "Authorization: Bearer <JWT>" as PostgREST does: HS256 only,
+ * signature, exp and nbf; the role claim (or the anonymous role when the
+ * token has none) and all claims for request.jwt.claims.  libjwt does the
+ * parsing and the signature check; nothing here can raise an ERROR, and all
+ * of libjwt's allocations are freed before returning.
+ */
+void
+el_authenticate(struct MHD_Connection *conn, ElAuth *auth)
+{
+	const char *header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+													 MHD_HTTP_HEADER_AUTHORIZATION);
+	jwt_t	   *jwt = NULL;
+	const char *alg;
+	const char *role;
+	char	   *claims;
+	long		exp,
+				nbf;
+	time_t		now = time(NULL);
+
+	memset(auth, 0, sizeof(*auth));
+	auth->status = MHD_HTTP_OK;
+
+	if (header == NULL)
+	{
+		StringInfoData buf;
+
+		auth->anonymous = true;
+		auth->role = pstrdup(el_http_anon_role);
+		initStringInfo(&buf);
+		appendStringInfoString(&buf, "{\"role\":");
+		escape_json(&buf, el_http_anon_role);
+		appendStringInfoChar(&buf, '}');
+		auth->claims = buf.data;
+		return;
+	}
+	if (pg_strncasecmp(header, "Bearer ", 7) != 0 || header[7] == '\0')
+	{
+		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST301",
+					   "Authorization header is not \"Bearer <token>\"");
+		return;
+	}
+	if (!libjwt.loaded)
+	{
+		el_auth_refuse(auth, MHD_HTTP_INTERNAL_SERVER_ERROR, "PGRST300",
+					   "Server cannot verify JWTs: libjwt is not available");
+		return;
+	}
+	if (el_jwt_secret == NULL || el_jwt_secret[0] == '\0')
+	{
+		el_auth_refuse(auth, MHD_HTTP_INTERNAL_SERVER_ERROR, "PGRST300",
+					   "Server lacks JWT secret");
+		return;
+	}
+	if (libjwt.decode(&jwt, header + 7, (const unsigned char *) el_jwt_secret,
+				   (int) strlen(el_jwt_secret)) != 0 || jwt == NULL)
+	{
+		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST301",
+					   "JWT cannot be decoded or its signature is invalid");
+		return;
+	}
+	/* exactly "HS256", as PostgREST: libjwt itself matches names loosely */
+	alg = libjwt.get_header(jwt, "alg");
+	if (alg == NULL || strcmp(alg, "HS256") != 0)
+	{
+		libjwt.free(jwt);
+		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST301",
+					   "JWT algorithm is not HS256");
+		return;
+	}
+
+	errno = 0;
+	exp = libjwt.get_grant_int(jwt, "exp");
+	if (errno == 0 && exp <= now)
+	{
+		libjwt.free(jwt);
+		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST303", "JWT expired");
+		return;
+	}
+	errno = 0;
+	nbf = libjwt.get_grant_int(jwt, "nbf");
+	if (errno == 0 && nbf > now)
+	{
+		libjwt.free(jwt);
+		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST303", "JWT not yet valid");
+		return;
+	}
+
+	claims = libjwt.get_grants_json(jwt, NULL);
+	if (claims == NULL)
+	{
+		libjwt.free(jwt);
+		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST303", "JWT claims cannot be read");
+		return;
+	}
+	auth->claims = pstrdup(claims);
+	free(claims);
+
+	errno = 0;
+	role = libjwt.get_grant(jwt, "role");
+	if (role == NULL && errno != ENOENT)
+	{
+		/* "role" is there but is not a string */
+		libjwt.free(jwt);
+		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST303", "JWT role claim is not a string");
+		return;
+	}
+	auth->role = pstrdup(role && role[0] ? role : el_http_anon_role);
+	auth->anonymous = false;
+	libjwt.free(jwt);
+}
