@@ -21,7 +21,6 @@
 #include "postgres.h"
 
 #include <limits.h>
-#include <netdb.h>
 #include <stdlib.h>
 
 #include <microhttpd.h>
@@ -41,18 +40,22 @@
 #include "enterprise_lab.h"
 #include "gateway.h"
 
-/* Connections served at once; more wait in the listen backlog. */
-#define EL_HTTP_MAX_CONNECTIONS 64
-/* Seconds a client connection may stay idle (slow clients are dropped). */
+/* Seconds a client connection may stay idle between requests. */
 #define EL_HTTP_IDLE_TIMEOUT 10
 
 int			el_http_port = 0;
 char	   *el_http_listen = NULL;
+int			el_http_workers = 2;
+int			el_http_max_connections_per_ip = 32;
 char	   *el_http_anon_role = NULL;
 char	   *el_http_authenticator = NULL;
 char	   *el_jwt_secret = NULL;
 int			el_http_max_body = 16 * 1024 * 1024;
+int			el_http_max_buffered = 64 * 1024 * 1024;
+int			el_http_read_timeout_ms = 30000;
 int			el_http_request_timeout_ms = 30000;
+char	   *el_http_host_names = NULL;
+char	   *el_http_cors_origins = NULL;
 
 bool		el_gateway_has_database = false;
 
@@ -76,6 +79,15 @@ el_gateway_define_startup_gucs(void)
 							   PGC_POSTMASTER,
 							   0,
 							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("enterprise_lab.http_max_connections_per_ip",
+							"Connections one client address may hold open to one gateway process.",
+							"Each process serves at most 64 connections at once.",
+							&el_http_max_connections_per_ip,
+							32, 1, EL_HTTP_MAX_CONNECTIONS,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
 }
 
 void
@@ -89,6 +101,51 @@ el_gateway_define_gucs(void)
 	if (process_shared_preload_libraries_in_progress)
 		el_gateway_define_startup_gucs();
 
+	DefineCustomIntVariable("enterprise_lab.http_workers",
+							"Number of gateway processes serving the HTTP port.",
+							"They accept from one listening socket, so one slow call holds only its own process.",
+							&el_http_workers,
+							2, 1, EL_MAX_HTTP_WORKERS,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("enterprise_lab.http_read_timeout",
+							"Time a client has to send a whole request, headers and body.",
+							"A total deadline, not an idle timeout: a client that sends slowly is cut off too.",
+							&el_http_read_timeout_ms,
+							30000, 1000, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("enterprise_lab.http_max_buffered",
+							"Request-body bytes all gateway processes hold in memory together.",
+							"A request that would exceed it is answered with 503.",
+							&el_http_max_buffered,
+							64 * 1024 * 1024, 1024, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("enterprise_lab.http_host_names",
+							   "Host names the gateway answers to, besides localhost, 127.0.0.1, [::1] and its listen address.",
+							   "Comma-separated.  Requests naming another Host get 421 (a defence against DNS rebinding).",
+							   &el_http_host_names,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("enterprise_lab.http_cors_origins",
+							   "Origins other sites' pages may call the gateway from (CORS).",
+							   "Comma-separated, e.g. https://app.example.com.  Empty: same-origin only.",
+							   &el_http_cors_origins,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+
 	DefineCustomStringVariable("enterprise_lab.http_anon_role",
 							   "Role the gateway runs requests without a token as.",
 							   NULL,
@@ -99,8 +156,8 @@ el_gateway_define_gucs(void)
 							   NULL, NULL, NULL);
 
 	DefineCustomStringVariable("enterprise_lab.http_authenticator",
-							   "Role the gateway runs every request as before switching to the request's role.",
-							   "A JWT role claim is honoured only if this role is a member of it, as with PostgREST's authenticator.",
+							   "Role the gateway connects as; each request switches from it to the request's role.",
+							   "It must be able to log in and must not be a superuser.  A JWT role claim is honoured only if this role is a member of it, as with PostgREST's authenticator.",
 							   &el_http_authenticator,
 							   "lab_authenticator",
 							   PGC_SIGHUP,
@@ -146,65 +203,130 @@ el_is_rpc(const char *url)
 	return strncmp(url, "/rpc/", 5) == 0;
 }
 
+static enum MHD_Result
+el_refuse_too_large(struct MHD_Connection *conn)
+{
+	return el_respond_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "PGRST413",
+							"Request body too large",
+							psprintf("The limit is %d bytes.", el_http_max_body),
+							"Send a smaller body.");
+}
+
+/* CORS preflight: allowed origins (http_guard.c refused the others). */
+static enum MHD_Result
+el_handle_preflight(struct MHD_Connection *conn)
+{
+	struct MHD_Response *response = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+
+	if (response == NULL)
+		return MHD_NO;
+	MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST, OPTIONS");
+	el_add_cors_headers(response);
+	MHD_add_response_header(response, "Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
+	MHD_add_response_header(response, "Access-Control-Allow-Headers",
+							"Authorization, Content-Type, Accept, Prefer");
+	MHD_add_response_header(response, "Access-Control-Max-Age", "86400");
+	ret = MHD_queue_response(conn, MHD_HTTP_NO_CONTENT, response);
+	MHD_destroy_response(response);
+	return ret;
+}
+
+/*
+ * The first call for a request, with its headers in: check them
+ * (http_guard.c) and count an announced body against the memory budget
+ * before any of it is read.  Returns a refusal already queued, or MHD_YES
+ * to go on reading.
+ */
+static enum MHD_Result
+el_begin_request(struct MHD_Connection *conn, const char *url, const char *method,
+				 const char *version, ElRequest *req)
+{
+	ElRefusal	refusal;
+	const char *length;
+	unsigned long long announced = 0;
+
+	if (!el_guard_request(conn, url, method, version, &refusal))
+		return el_respond_close(conn, refusal.status, refusal.code, refusal.message);
+
+	length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (length)
+		announced = strtoull(length, NULL, 10);
+	/* Refuse an announced oversize body before reading any of it. */
+	if (announced > (unsigned long long) el_http_max_body)
+	{
+		el_refuse_too_large(conn);
+		return MHD_YES;
+	}
+	if (!el_reserve_body(req, announced))
+		return el_respond_close(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "EL503",
+								"The server is busy receiving other requests; try again");
+	return MHD_YES;
+}
+
 /*
  * The request handler proper.  libmicrohttpd calls it once when the headers
  * are in (*req_cls == NULL), once per piece of body, and once more with
  * *upload_data_size == 0 when the whole request is in.  We answer on that
  * last call: a response queued earlier makes libmicrohttpd close the
- * connection, which is right only for a body we refuse unread.
+ * connection, which is right only for a request we refuse unread.
  */
 static enum MHD_Result
 el_handle_request(struct MHD_Connection *conn, const char *url, const char *method,
-				  const char *upload_data, size_t *upload_data_size, void **req_cls)
+				  const char *version, const char *upload_data, size_t *upload_data_size,
+				  void **req_cls)
 {
 	ElRequest  *req = (ElRequest *) *req_cls;
+	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+
+	el_set_response_origin(el_origin_allowed(origin) ? origin : NULL);
 
 	if (req == NULL)
 	{
 		MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "enterprise_lab HTTP request",
 												  ALLOCSET_DEFAULT_SIZES);
-		const char *length;
 
 		req = MemoryContextAllocZero(cxt, sizeof(ElRequest));
 		req->cxt = cxt;
 		*req_cls = req;
 		MemoryContextSwitchTo(cxt);
 		initStringInfo(&req->body);
-
-		/* Refuse an announced oversize body before reading any of it. */
-		length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-											 MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (length && strtoull(length, NULL, 10) > (unsigned long long) el_http_max_body)
-			return el_respond_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "PGRST413",
-									"Request body too large",
-									psprintf("The limit is %d bytes.", el_http_max_body),
-									"Raise enterprise_lab.http_max_body.");
-		return MHD_YES;
+		return el_begin_request(conn, url, method, version, req);
 	}
 
 	MemoryContextSwitchTo(req->cxt);
 	if (*upload_data_size > 0)
 	{
-		/* Read and forget the rest of a body that is too large. */
-		if (!req->too_large &&
-			req->body.len + *upload_data_size > (size_t) el_http_max_body)
+		size_t		n = *upload_data_size;
+
+		/* Past its deadline: close without an answer. */
+		if (el_request_overdue(conn))
+			return MHD_NO;
+		*upload_data_size = 0;
+		if (!req->too_large && req->body.len + n > (size_t) el_http_max_body)
 		{
+			/* Read and forget the rest of a body that is too large. */
 			req->too_large = true;
 			pfree(req->body.data);
 			initStringInfo(&req->body);
+			el_release_body(req);
 		}
-		if (!req->too_large)
-			appendBinaryStringInfo(&req->body, upload_data, *upload_data_size);
-		*upload_data_size = 0;
+		if (req->too_large)
+			return MHD_YES;
+		/* A chunked body was not counted in advance: count it as it comes. */
+		if (req->body.len + n > req->reserved &&
+			!el_reserve_body(req, req->body.len + n - req->reserved))
+			return MHD_NO;
+		appendBinaryStringInfo(&req->body, upload_data, n);
 		return MHD_YES;
 	}
 
+	el_request_received(conn);
 	if (req->too_large)
-		return el_respond_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "PGRST413",
-								"Request body too large",
-								psprintf("The limit is %d bytes.", el_http_max_body),
-								"Raise enterprise_lab.http_max_body.");
+		return el_refuse_too_large(conn);
 
+	if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0)
+		return el_handle_preflight(conn);
 	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
 	{
 		if ((strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
@@ -239,7 +361,8 @@ el_access_handler(void *cls, struct MHD_Connection *conn, const char *url,
 
 	PG_TRY();
 	{
-		result = el_handle_request(conn, url, method, upload_data, upload_data_size, req_cls);
+		result = el_handle_request(conn, url, method, version, upload_data,
+								   upload_data_size, req_cls);
 	}
 	PG_CATCH();
 	{
@@ -261,6 +384,7 @@ el_access_handler(void *cls, struct MHD_Connection *conn, const char *url,
 		result = el_respond(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
 							"application/json; charset=utf-8", body, sizeof(body) - 1);
 	}
+	el_set_response_origin(NULL);
 	return result;
 }
 
@@ -272,9 +396,11 @@ el_request_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 
 	if (req)
 	{
+		el_release_body(req);
 		MemoryContextDelete(req->cxt);
 		*req_cls = NULL;
 	}
+	el_response_sent(conn);
 }
 
 /*
@@ -305,74 +431,105 @@ el_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* ---------------------------------------------------------------------
- * The worker
+ * The process
  * ---------------------------------------------------------------------
  */
 
 static struct MHD_Daemon *
 el_start_daemon(void)
 {
-	struct addrinfo hints = {0};
-	struct addrinfo *addr;
 	struct MHD_Daemon *daemon;
-	char		port[16];
-	int			rc;
 
-	snprintf(port, sizeof(port), "%d", el_http_port);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
-	rc = getaddrinfo(el_http_listen, port, &hints, &addr);
-	if (rc != 0)
+	if (el_http_listen_socket == PGINVALID_SOCKET)
 		ereport(FATAL,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("enterprise_lab gateway: invalid enterprise_lab.http_listen \"%s\": %s",
-						el_http_listen, gai_strerror(rc))));
+				 errmsg("enterprise_lab gateway: %s", el_http_listen_error[0] ? el_http_listen_error
+						: "the server did not open the gateway's port"),
+				 errhint("Free the port or change enterprise_lab.http_port or enterprise_lab.http_listen, and restart the server.")));
 
-	daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-							  (addr->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-							  (uint16_t) el_http_port,
+	/*
+	 * The listening socket is the postmaster's, shared by every gateway
+	 * process (http_listen.c).  Strict mode makes libmicrohttpd refuse what
+	 * RFC 9112 calls malformed (http_guard.c checks the rest).
+	 */
+	daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+							  0,
 							  NULL, NULL,
 							  el_access_handler, NULL,
 							  MHD_OPTION_EXTERNAL_LOGGER, el_mhd_log, NULL,
-							  MHD_OPTION_SOCK_ADDR, addr->ai_addr,
+							  MHD_OPTION_LISTEN_SOCKET, (MHD_socket) el_http_listen_socket,
+							  MHD_OPTION_STRICT_FOR_CLIENT, (int) 1,
 							  MHD_OPTION_CONNECTION_LIMIT, (unsigned int) EL_HTTP_MAX_CONNECTIONS,
+							  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) el_http_max_connections_per_ip,
 							  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) EL_HTTP_IDLE_TIMEOUT,
+							  MHD_OPTION_NOTIFY_CONNECTION, el_connection_notify, NULL,
 							  MHD_OPTION_NOTIFY_COMPLETED, el_request_completed, NULL,
 							  MHD_OPTION_UNESCAPE_CALLBACK, el_unescape, NULL,
 							  MHD_OPTION_END);
-	freeaddrinfo(addr);
 	if (daemon == NULL)
 		ereport(FATAL,
-				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("enterprise_lab gateway: could not listen on %s port %d",
-						el_http_listen, el_http_port),
-				 errhint("Is another server using the port?  Change enterprise_lab.http_port or enterprise_lab.http_listen.")));
+				(errmsg("enterprise_lab gateway: libmicrohttpd could not start on the listening socket")));
 	return daemon;
+}
+
+static ElGatewaySlot *my_slot = NULL;
+
+static void
+el_release_gateway_slot(int code, Datum arg)
+{
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&my_slot->mutex);
+	if (my_slot->pid == MyProcPid)
+	{
+		my_slot->pid = 0;
+		my_slot->latch = NULL;
+	}
+	SpinLockRelease(&my_slot->mutex);
+	my_slot = NULL;
 }
 
 void
 el_gateway_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
+	ElGatewayStart start;
 	struct MHD_Daemon *daemon;
 	const union MHD_DaemonInfo *info;
 	WaitEventSet *events;
+	char		appname[NAMEDATALEN];
+
+	memcpy(&start, MyBgworkerEntry->bgw_extra, sizeof(start));
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+
 	/*
-	 * Connect as the bootstrap superuser by name, not "no user": that sets
-	 * session_authorization, which each request changes to the
-	 * authenticator with SET LOCAL and which must revert at transaction end.
+	 * Connect as the authenticator, never as a superuser: a request runs
+	 * SET LOCAL ROLE from it, and no code a request reaches can become
+	 * anyone the authenticator may not (SET SESSION AUTHORIZATION needs a
+	 * superuser login).  Without a database there is no role either: that
+	 * gateway only serves files.
 	 */
-	BackgroundWorkerInitializeConnectionByOid(dboid, BOOTSTRAP_SUPERUSERID, 0);
-	pgstat_report_appname("enterprise_lab gateway");
+	BackgroundWorkerInitializeConnectionByOid(dboid, start.roleoid, 0);
+	snprintf(appname, sizeof(appname), "enterprise_lab gateway %d", start.index + 1);
+	pgstat_report_appname(appname);
 	el_gateway_has_database = OidIsValid(dboid);
 
-	el_static_init();
+	if (el_shared == NULL || start.index < 0 || start.index >= EL_MAX_HTTP_WORKERS)
+		ereport(FATAL,
+				(errmsg("enterprise_lab gateway started without shared memory"),
+				 errhint("Add enterprise_lab to shared_preload_libraries.")));
+	my_slot = &el_shared->gateways[start.index];
+	SpinLockAcquire(&my_slot->mutex);
+	my_slot->pid = MyProcPid;
+	my_slot->latch = MyLatch;
+	SpinLockRelease(&my_slot->mutex);
+	before_shmem_exit(el_release_gateway_slot, (Datum) 0);
+	before_shmem_exit(el_release_all_bodies, (Datum) 0);
 
+	el_static_init();
 	el_load_libjwt();
 	daemon = el_start_daemon();
 	info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_EPOLL_FD);
@@ -387,16 +544,16 @@ el_gateway_main(Datum arg)
 	AddWaitEventToSet(events, WL_SOCKET_READABLE, info->epoll_fd, NULL, NULL);
 
 	ereport(LOG,
-			(errmsg("enterprise_lab gateway listening on %s port %d (%s)",
-					el_http_listen, el_http_port,
+			(errmsg("enterprise_lab gateway %d listening on %s port %d (%s)",
+					start.index + 1, el_http_listen, el_http_port,
 					el_gateway_has_database ? psprintf("database \"%s\"", el_database)
-					: psprintf("database \"%s\" does not exist yet: answering 503", el_database))));
+					: "no database: answering 503")));
 
 	for (;;)
 	{
 		WaitEvent	event;
 		MHD_UNSIGNED_LONG_LONG mhd_timeout;
-		long		timeout = 1000;
+		long		timeout;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -406,9 +563,10 @@ el_gateway_main(Datum arg)
 		}
 
 		/* The launcher that started us is gone; its successor starts a new gateway. */
-		if (el_shared && el_shared->launcher_pid != MyBgworkerEntry->bgw_notify_pid)
+		if (el_shared->launcher_pid != MyBgworkerEntry->bgw_notify_pid)
 			proc_exit(0);
 
+		timeout = el_enforce_deadlines(1000);
 		if (MHD_get_timeout(daemon, &mhd_timeout) == MHD_YES)
 			timeout = (long) Min(mhd_timeout, (MHD_UNSIGNED_LONG_LONG) timeout);
 
@@ -417,6 +575,7 @@ el_gateway_main(Datum arg)
 			ResetLatch(MyLatch);
 
 		MemoryContextSwitchTo(TopMemoryContext);
+		el_enforce_deadlines(1000);
 		MHD_run(daemon);
 	}
 }

@@ -7,7 +7,10 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "utils/json.h"
@@ -45,6 +48,7 @@ static struct
 	const char *(*get_grant) (jwt_t *jwt, const char *grant);
 	long		(*get_grant_int) (jwt_t *jwt, const char *grant);
 	char	   *(*get_grants_json) (jwt_t *jwt, const char *grant);
+	char	   *(*get_headers_json) (jwt_t *jwt, const char *header);
 	void		(*free) (jwt_t *jwt);
 }			libjwt;
 
@@ -72,18 +76,56 @@ el_load_libjwt(void)
 	libjwt.get_grant = dlsym(lib, "jwt_get_grant");
 	libjwt.get_grant_int = dlsym(lib, "jwt_get_grant_int");
 	libjwt.get_grants_json = dlsym(lib, "jwt_get_grants_json");
+	libjwt.get_headers_json = dlsym(lib, "jwt_get_headers_json");
 	libjwt.free = dlsym(lib, "jwt_free");
 	libjwt.loaded = libjwt.decode && libjwt.get_header && libjwt.get_grant &&
-		libjwt.get_grant_int && libjwt.get_grants_json && libjwt.free;
+		libjwt.get_grant_int && libjwt.get_grants_json && libjwt.get_headers_json && libjwt.free;
 	if (!libjwt.loaded)
 		ereport(WARNING,
 				(errmsg("enterprise_lab gateway: %s lacks a function of libjwt's 1.x API", soname),
 				 errdetail("Requests with a token will be refused.")));
 }
 
+/* PostgREST's allowance for clocks that differ, in seconds. */
+#define EL_JWT_CLOCK_SKEW 30
+/* Shortest secret PostgREST accepts for HS256. */
+#define EL_JWT_MIN_SECRET 32
+
+typedef enum ElTimeClaim
+{
+	EL_CLAIM_ABSENT,
+	EL_CLAIM_NUMBER,
+	EL_CLAIM_NOT_A_NUMBER
+} ElTimeClaim;
+
+/*
+ * A NumericDate claim (exp, nbf, iat): absent, a JSON number (integer or
+ * not, as RFC 7519 allows), or anything else, which refuses the token.
+ * libjwt hands the claim's JSON text; the caller frees nothing.
+ */
+static ElTimeClaim
+el_time_claim(jwt_t *jwt, const char *name, double *value)
+{
+	char	   *json = libjwt.get_grants_json(jwt, name);
+	char	   *end;
+	ElTimeClaim result = EL_CLAIM_NOT_A_NUMBER;
+
+	if (json == NULL)
+		return EL_CLAIM_ABSENT;
+	errno = 0;
+	*value = strtod(json, &end);
+	/* a JSON number starts with a digit or '-'; strtod also takes "inf", "0x1" */
+	if ((isdigit((unsigned char) json[0]) || json[0] == '-') && end != json &&
+		*end == '\0' && errno == 0 && strpbrk(json, "xXnN") == NULL)
+		result = EL_CLAIM_NUMBER;
+	free(json);
+	return result;
+}
+
 /*
  * Verify "Authorization: Bearer <JWT>" as PostgREST does: HS256 only,
- * signature, exp and nbf; the role claim (or the anonymous role when the
+ * signature, no critical extensions, exp, nbf and iat with 30 seconds'
+ * allowance for clock skew; the role claim (or the anonymous role when the
  * token has none) and all claims for request.jwt.claims.  libjwt does the
  * parsing and the signature check; nothing here can raise an ERROR, and all
  * of libjwt's allocations are freed before returning.
@@ -97,9 +139,10 @@ el_authenticate(struct MHD_Connection *conn, ElAuth *auth)
 	const char *alg;
 	const char *role;
 	char	   *claims;
-	long		exp,
-				nbf;
-	time_t		now = time(NULL);
+	char	   *crit;
+	double		t;
+	ElTimeClaim kind;
+	double		now = (double) time(NULL);
 
 	memset(auth, 0, sizeof(*auth));
 	auth->status = MHD_HTTP_OK;
@@ -129,8 +172,16 @@ el_authenticate(struct MHD_Connection *conn, ElAuth *auth)
 					   "Server cannot verify JWTs: libjwt is not available");
 		return;
 	}
-	if (el_jwt_secret == NULL || el_jwt_secret[0] == '\0')
+	if (el_jwt_secret == NULL || strlen(el_jwt_secret) < EL_JWT_MIN_SECRET)
 	{
+		static bool reported = false;
+
+		if (!reported)
+			ereport(LOG,
+					(errmsg("enterprise_lab gateway: requests with a token are refused: the JWT secret is %s",
+							el_jwt_secret && el_jwt_secret[0] ? "shorter than 32 characters" : "not set"),
+					 errhint("Set enterprise_lab.jwt_secret to a random string of at least 32 characters.")));
+		reported = true;
 		el_auth_refuse(auth, MHD_HTTP_INTERNAL_SERVER_ERROR, "PGRST300",
 					   "Server lacks JWT secret");
 		return;
@@ -151,21 +202,39 @@ el_authenticate(struct MHD_Connection *conn, ElAuth *auth)
 					   "JWT algorithm is not HS256");
 		return;
 	}
-
-	errno = 0;
-	exp = libjwt.get_grant_int(jwt, "exp");
-	if (errno == 0 && exp <= now)
+	/* RFC 7515: a "crit" extension the server does not implement refuses the token; we implement none */
+	crit = libjwt.get_headers_json(jwt, "crit");
+	if (crit != NULL)
 	{
+		free(crit);
 		libjwt.free(jwt);
-		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST303", "JWT expired");
+		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST301",
+					   "JWT has critical header parameters this server does not understand");
 		return;
 	}
-	errno = 0;
-	nbf = libjwt.get_grant_int(jwt, "nbf");
-	if (errno == 0 && nbf > now)
+
+	kind = el_time_claim(jwt, "exp", &t);
+	if (kind == EL_CLAIM_NOT_A_NUMBER || (kind == EL_CLAIM_NUMBER && now - EL_JWT_CLOCK_SKEW >= t))
 	{
 		libjwt.free(jwt);
-		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST303", "JWT not yet valid");
+		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST303",
+					   kind == EL_CLAIM_NUMBER ? "JWT expired" : "JWT exp claim is not a number");
+		return;
+	}
+	kind = el_time_claim(jwt, "nbf", &t);
+	if (kind == EL_CLAIM_NOT_A_NUMBER || (kind == EL_CLAIM_NUMBER && now + EL_JWT_CLOCK_SKEW < t))
+	{
+		libjwt.free(jwt);
+		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST303",
+					   kind == EL_CLAIM_NUMBER ? "JWT not yet valid" : "JWT nbf claim is not a number");
+		return;
+	}
+	kind = el_time_claim(jwt, "iat", &t);
+	if (kind == EL_CLAIM_NOT_A_NUMBER || (kind == EL_CLAIM_NUMBER && now + EL_JWT_CLOCK_SKEW < t))
+	{
+		libjwt.free(jwt);
+		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST303",
+					   kind == EL_CLAIM_NUMBER ? "JWT issued at future" : "JWT iat claim is not a number");
 		return;
 	}
 

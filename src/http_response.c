@@ -8,31 +8,124 @@
 
 #include <stdlib.h>
 
+#include "lib/stringinfo.h"
 #include "utils/elog.h"
 #include "utils/json.h"
 
 #include "gateway.h"
 
-enum MHD_Result
-el_respond(struct MHD_Connection *conn, unsigned int status,
-		   const char *content_type, const char *body, size_t len)
+/* The Origin the current request may be answered to (CORS), or NULL. */
+static const char *response_origin = NULL;
+
+void
+el_set_response_origin(const char *origin)
+{
+	response_origin = origin;
+}
+
+static struct MHD_Response *
+el_make_response(unsigned int status, const char *content_type, const char *body, size_t len)
 {
 	struct MHD_Response *response;
-	enum MHD_Result ret;
 
 	response = MHD_create_response_from_buffer(len, (void *) body, MHD_RESPMEM_MUST_COPY);
 	if (response == NULL)
-		return MHD_NO;
+		return NULL;
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST");
+		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST, OPTIONS");
+	el_add_cors_headers(response);
+	return response;
+}
+
+static enum MHD_Result
+el_queue(struct MHD_Connection *conn, unsigned int status, struct MHD_Response *response)
+{
+	enum MHD_Result ret;
+
+	if (response == NULL)
+		return MHD_NO;
 	ret = MHD_queue_response(conn, status, response);
 	MHD_destroy_response(response);
 	return ret;
+}
+
+/* CORS headers for an origin the configuration allows; Vary always. */
+void
+el_add_cors_headers(struct MHD_Response *response)
+{
+	MHD_add_response_header(response, MHD_HTTP_HEADER_VARY, "Origin");
+	if (response_origin == NULL)
+		return;
+	MHD_add_response_header(response, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, response_origin);
+}
+
+enum MHD_Result
+el_respond(struct MHD_Connection *conn, unsigned int status,
+		   const char *content_type, const char *body, size_t len)
+{
+	return el_queue(conn, status, el_make_response(status, content_type, body, len));
+}
+
+static char *
+el_error_body(const char *code, const char *message, const char *details, const char *hint)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	el_json_field(&buf, "code", code, false);
+	el_json_field(&buf, "message", message, false);
+	el_json_field(&buf, "details", details, false);
+	el_json_field(&buf, "hint", hint, true);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/*
+ * A refusal after which the connection is closed: the request's framing is
+ * in doubt, or its body is left unread.
+ */
+enum MHD_Result
+el_respond_close(struct MHD_Connection *conn, unsigned int status,
+				 const char *code, const char *message)
+{
+	char	   *body = el_error_body(code, message, NULL, NULL);
+	struct MHD_Response *response;
+
+	response = el_make_response(status, "application/json; charset=utf-8", body, strlen(body));
+	if (response)
+		MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
+	return el_queue(conn, status, response);
+}
+
+/*
+ * 401 for a refused token, as PostgREST: its error body and RFC 6750's
+ * WWW-Authenticate with error="invalid_token".
+ */
+enum MHD_Result
+el_respond_unauthorized(struct MHD_Connection *conn, const char *code, const char *message)
+{
+	char	   *body = el_error_body(code, message, NULL, NULL);
+	struct MHD_Response *response;
+	StringInfoData challenge;
+
+	response = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
+	if (response == NULL)
+		return MHD_NO;
+	initStringInfo(&challenge);
+	appendStringInfoString(&challenge, "Bearer error=\"invalid_token\", error_description=");
+	escape_json(&challenge, message);	/* a quoted-string: the messages hold no backslash */
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+	MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge.data);
+	el_add_cors_headers(response);
+	return el_queue(conn, MHD_HTTP_UNAUTHORIZED, response);
 }
 
 void
@@ -53,16 +146,9 @@ enum MHD_Result
 el_respond_error(struct MHD_Connection *conn, unsigned int status, const char *code,
 				 const char *message, const char *details, const char *hint)
 {
-	StringInfoData buf;
+	char	   *body = el_error_body(code, message, details, hint);
 
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	el_json_field(&buf, "code", code, false);
-	el_json_field(&buf, "message", message, false);
-	el_json_field(&buf, "details", details, false);
-	el_json_field(&buf, "hint", hint, true);
-	appendStringInfoChar(&buf, '}');
-	return el_respond(conn, status, "application/json; charset=utf-8", buf.data, buf.len);
+	return el_respond(conn, status, "application/json; charset=utf-8", body, strlen(body));
 }
 
 /*

@@ -17,7 +17,7 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "parser/parse_func.h"
+#include "access/htup_details.h"
 #include "pgstat.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -26,6 +26,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timeout.h"
 
 #include "enterprise_lab.h"
@@ -64,6 +65,31 @@ el_set_local(const char *name, const char *value)
 }
 
 /*
+ * api.<name>(jsonb), found in the catalog alone: the authenticator has no
+ * rights on schema api (only the request's role does, after SET ROLE), and
+ * looking a name up must not need them.
+ */
+static Oid
+el_lookup_api_function(const char *name)
+{
+	Oid			nspoid = get_namespace_oid("api", true);
+	Oid			argtype = JSONBOID;
+	HeapTuple	tup;
+	Oid			funcoid;
+
+	if (!OidIsValid(nspoid))
+		return InvalidOid;
+	tup = SearchSysCache3(PROCNAMEARGSNSP, CStringGetDatum(name),
+						  PointerGetDatum(buildoidvector(&argtype, 1)),
+						  ObjectIdGetDatum(nspoid));
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	funcoid = ((Form_pg_proc) GETSTRUCT(tup))->oid;
+	ReleaseSysCache(tup);
+	return funcoid;
+}
+
+/*
  * The work of one transaction: authenticator, role, claims, then
  * api.<name>(body).  Sets outcome->status and ->body, also when the request
  * is refused before the call (no extension, no such function); errors
@@ -88,8 +114,7 @@ el_rpc_transaction(const char *name, StringInfo body, ElAuth *auth,
 		return;
 	}
 
-	funcoid = LookupFuncName(list_make2(makeString("api"), makeString(pstrdup(name))),
-							 1, &argtype, true);
+	funcoid = el_lookup_api_function(name);
 	if (!OidIsValid(funcoid) || get_func_prokind(funcoid) != PROKIND_FUNCTION)
 	{
 		StringInfoData buf;
@@ -107,13 +132,11 @@ el_rpc_transaction(const char *name, StringInfo body, ElAuth *auth,
 		return;
 	}
 
-	if (!OidIsValid(get_role_oid(el_http_authenticator, true)) ||
-		!OidIsValid(get_role_oid(el_http_anon_role, true)))
+	if (!OidIsValid(get_role_oid(el_http_anon_role, true)))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("gateway role \"%s\" or \"%s\" does not exist",
-						el_http_authenticator, el_http_anon_role),
-				 errhint("Check enterprise_lab.http_authenticator and enterprise_lab.http_anon_role.")));
+				 errmsg("gateway role \"%s\" does not exist", el_http_anon_role),
+				 errhint("Check enterprise_lab.http_anon_role.")));
 
 	/* The body: UTF-8 (no NUL bytes), JSON; {} when there is none. */
 	outcome->reading_body = true;
@@ -123,11 +146,10 @@ el_rpc_transaction(const char *name, StringInfo body, ElAuth *auth,
 	outcome->reading_body = false;
 
 	/*
-	 * From here on the transaction runs as the authenticator, and a role
-	 * from a token is accepted only if the authenticator is a member of it
-	 * (the check of SET ROLE), exactly as behind PostgREST.
+	 * The gateway is connected as the authenticator; a role from a token is
+	 * accepted only if the authenticator is a member of it (the check of
+	 * SET ROLE), exactly as behind PostgREST.
 	 */
-	el_set_local("session_authorization", el_http_authenticator);
 	el_set_local("role", auth->role);
 	el_set_local("request.jwt.claims", auth->claims);
 	el_set_local("request.method", "POST");
@@ -201,6 +223,42 @@ el_run_rpc(const char *name, StringInfo body, ElAuth *auth, const char *path,
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/* Does a text name a setting (enterprise_lab.*, s3_*)? */
+static bool
+el_names_setting(const char *text)
+{
+	return text && (strstr(text, "enterprise_lab.") != NULL || strstr(text, "s3_") != NULL);
+}
+
+/*
+ * What anonymous callers are told.  A server error, or any error of the
+ * storage client (s3.c: endpoints, buckets, object keys), becomes a bare
+ * "could not be completed" with its SQLSTATE; elsewhere a detail or hint
+ * that names a setting is dropped.  The server log keeps it all.
+ */
+static void
+el_redact_for_anonymous(ErrorData *e, unsigned int status)
+{
+	const char *file = e->filename ? strrchr(e->filename, '/') : NULL;
+
+	file = file ? file + 1 : e->filename;
+	if (status >= 500 || (file && strcmp(file, "s3.c") == 0) || el_names_setting(e->message))
+	{
+		if (status < 500)
+			ereport(LOG,
+					(errmsg("enterprise_lab gateway: an anonymous request failed: %s", e->message),
+					 e->detail ? errdetail_internal("%s", e->detail) : 0));
+		e->message = "The request could not be completed";
+		e->detail = NULL;
+		e->hint = "The server log has the details.";
+		return;
+	}
+	if (el_names_setting(e->detail))
+		e->detail = NULL;
+	if (el_names_setting(e->hint))
+		e->hint = NULL;
+}
+
 enum MHD_Result
 el_handle_rpc(struct MHD_Connection *conn, const char *url, ElRequest *req)
 {
@@ -216,12 +274,15 @@ el_handle_rpc(struct MHD_Connection *conn, const char *url, ElRequest *req)
 
 	el_authenticate(conn, &auth);
 	if (auth.status != MHD_HTTP_OK)
-		return el_respond_error(conn, auth.status, auth.code, auth.message, NULL, NULL);
+		return auth.status == MHD_HTTP_UNAUTHORIZED
+			? el_respond_unauthorized(conn, auth.code, auth.message)
+			: el_respond_error(conn, auth.status, auth.code, auth.message, NULL, NULL);
 
+	/* Why is in the server log (the launcher says it once). */
 	if (!el_gateway_has_database)
 		return el_respond_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "PGRST001",
-								psprintf("database \"%s\" does not exist", el_database),
-								NULL, "Create it and the extension in it.");
+								"The gateway is not connected to its database",
+								NULL, "See the server log.");
 
 	el_run_rpc(name, &req->body, &auth, url, &outcome);
 
@@ -239,7 +300,10 @@ el_handle_rpc(struct MHD_Connection *conn, const char *url, ElRequest *req)
 		status = el_http_status_for(e->sqlerrcode, auth.anonymous);
 		if (status >= 500)
 			ereport(LOG,
-					(errmsg("enterprise_lab gateway: POST %s failed: %s", url, e->message)));
+					(errmsg("enterprise_lab gateway: POST %s failed: %s", url, e->message),
+					 e->detail ? errdetail_internal("%s", e->detail) : 0));
+		if (auth.anonymous)
+			el_redact_for_anonymous(e, status);
 		return el_respond_error(conn, status, unpack_sql_state(e->sqlerrcode),
 								e->message, e->detail, e->hint);
 	}

@@ -10,6 +10,11 @@
  * survives a missing database is what lets us log "database does not exist"
  * once and wait, instead of a worker crash loop.  It also makes worker_count
  * and database changes take effect on reload.
+ *
+ * Exactly worker_count workers and http_workers gateways run: a launcher
+ * that starts (after a crash or pg_terminate_backend) first retires the
+ * processes its predecessor started, which see launcher_pid change and
+ * exit, and only then starts its own.
  */
 #include "postgres.h"
 
@@ -17,6 +22,7 @@
 #include "access/htup_details.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -32,8 +38,27 @@
 #include "enterprise_lab.h"
 #include "gateway.h"
 
-/* A stopped worker is started again after this long. */
+/* A stopped process is started again after this long. */
 #define EL_RESTART_DELAY_MS 1000
+/* A gateway that keeps stopping is restarted at most this often. */
+#define EL_GATEWAY_MAX_DELAY_MS (60 * 1000)
+/* How long a new launcher waits for its predecessor's processes to exit. */
+#define EL_RETIRE_WAIT_MS (30 * 1000)
+
+/* One process the launcher keeps running. */
+typedef struct ElChild
+{
+	BackgroundWorkerHandle *handle;
+	TimestampTz started_at;
+	int			restart_delay_ms;
+} ElChild;
+
+static ElChild workers[EL_MAX_WORKERS];
+static ElChild gateways[EL_MAX_HTTP_WORKERS];
+
+/* Registrations refused since the last warning, and when that was. */
+static int	unstarted = 0;
+static TimestampTz last_unstarted_warning = 0;
 
 void
 el_register_launcher(void)
@@ -51,33 +76,161 @@ el_register_launcher(void)
 	RegisterBackgroundWorker(&bgw);
 }
 
-static BackgroundWorkerHandle *
-el_start_worker(int index, Oid dboid)
+/*
+ * Register one dynamic worker.  A refusal (max_worker_processes exhausted)
+ * is counted, not logged: el_warn_unstarted() says it once a minute.
+ */
+static bool
+el_start_child(ElChild *child, const char *function, const char *name,
+			   const char *type, Datum main_arg, const void *extra, size_t extra_len)
 {
 	BackgroundWorker bgw;
-	BackgroundWorkerHandle *handle;
 
 	memset(&bgw, 0, sizeof(bgw));
 	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	bgw.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher restarts it */
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "enterprise_lab");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "el_worker_main");
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "enterprise_lab worker %d", index + 1);
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "enterprise_lab worker");
-	bgw.bgw_main_arg = Int32GetDatum(index);
-	memcpy(bgw.bgw_extra, &dboid, sizeof(Oid));
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "%s", name);
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "%s", type);
+	bgw.bgw_main_arg = main_arg;
+	Assert(extra_len <= BGW_EXTRALEN);
+	memcpy(bgw.bgw_extra, extra, extra_len);
 	bgw.bgw_notify_pid = MyProcPid;
 
-	if (!RegisterDynamicBackgroundWorker(&bgw, &handle))
+	child->started_at = GetCurrentTimestamp();
+	if (!RegisterDynamicBackgroundWorker(&bgw, &child->handle))
 	{
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("enterprise_lab: could not start worker %d", index + 1),
-				 errhint("Raise max_worker_processes: enterprise_lab needs enterprise_lab.worker_count + 1 (+1 with the HTTP gateway).")));
-		return NULL;
+		child->handle = NULL;
+		unstarted++;
+		return false;
 	}
-	return handle;
+	return true;
+}
+
+static void
+el_warn_unstarted(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (unstarted == 0 ||
+		!TimestampDifferenceExceeds(last_unstarted_warning, now, 60 * 1000))
+		return;
+	ereport(WARNING,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("enterprise_lab: could not start %d background worker(s) in the last minute: max_worker_processes is exhausted",
+					unstarted),
+			 errdetail("enterprise_lab needs enterprise_lab.worker_count workers, enterprise_lab.http_workers gateways (with enterprise_lab.http_port) and the launcher."),
+			 errhint("Raise max_worker_processes, or lower enterprise_lab.worker_count or enterprise_lab.http_workers.")));
+	last_unstarted_warning = now;
+	unstarted = 0;
+}
+
+/* Stop a process and wait until it is gone, so its slot (and port) is free. */
+static void
+el_stop_child(ElChild *child)
+{
+	if (child->handle == NULL)
+		return;
+	TerminateBackgroundWorker(child->handle);
+	(void) WaitForBackgroundWorkerShutdown(child->handle);
+	pfree(child->handle);
+	child->handle = NULL;
+}
+
+/* Forget a process that exited on its own; true if it did. */
+static bool
+el_child_exited(ElChild *child)
+{
+	pid_t		pid;
+
+	if (child->handle == NULL ||
+		GetBackgroundWorkerPid(child->handle, &pid) != BGWH_STOPPED)
+		return false;
+	pfree(child->handle);
+	child->handle = NULL;
+	return true;
+}
+
+/* Time left until a child may be started again, folded into *timeout. */
+static bool
+el_child_may_start(ElChild *child, long *timeout)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz due = TimestampTzPlusMilliseconds(child->started_at, child->restart_delay_ms);
+	long		secs;
+	int			usecs;
+
+	if (now >= due)
+		return true;
+	TimestampDifference(now, due, &secs, &usecs);
+	*timeout = Min(*timeout, secs * 1000 + usecs / 1000 + 1);
+	return false;
+}
+
+/*
+ * Processes a previous launcher started are still running after it died
+ * (dynamic workers outlive the launcher).  Announce ourselves, wake them so
+ * they notice, and wait until their slots are empty: only then are exactly
+ * worker_count workers ours to start.
+ */
+static void
+el_retire_predecessors(void)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), EL_RETIRE_WAIT_MS);
+
+	el_shared->launcher_pid = MyProcPid;
+	pg_memory_barrier();
+
+	for (;;)
+	{
+		int			running = 0;
+
+		for (int i = 0; i < EL_MAX_WORKERS; i++)
+		{
+			ElWorkerSlot *slot = &el_shared->workers[i];
+			Latch	   *latch = NULL;
+
+			SpinLockAcquire(&slot->mutex);
+			if (slot->pid != 0)
+			{
+				running++;
+				latch = slot->latch;
+			}
+			SpinLockRelease(&slot->mutex);
+			if (latch)
+				SetLatch(latch);
+		}
+		for (int i = 0; i < EL_MAX_HTTP_WORKERS; i++)
+		{
+			ElGatewaySlot *slot = &el_shared->gateways[i];
+			Latch	   *latch = NULL;
+
+			SpinLockAcquire(&slot->mutex);
+			if (slot->pid != 0)
+			{
+				running++;
+				latch = slot->latch;
+			}
+			SpinLockRelease(&slot->mutex);
+			if (latch)
+				SetLatch(latch);
+		}
+		if (running == 0)
+			return;
+		if (GetCurrentTimestamp() >= deadline)
+		{
+			ereport(WARNING,
+					(errmsg("enterprise_lab: %d process(es) of the previous launcher are still running", running),
+					 errdetail("They exit at their next wake-up; new ones are started now.")));
+			return;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /*
@@ -116,98 +269,131 @@ el_lookup_database(void)
 	return dboid;
 }
 
-/* Stop a worker and wait until it is gone, so its slot is free again. */
-static void
-el_stop_worker(BackgroundWorkerHandle *handle)
+/*
+ * The role the gateway connects as: enterprise_lab.http_authenticator, if
+ * it exists, may log in and is no superuser (a superuser session could
+ * become anyone, which is what connecting as the authenticator rules out).
+ * Sets *why when it is unusable.  Read by a plain heap scan, like the
+ * database above.
+ */
+static Oid
+el_lookup_authenticator(const char **why)
 {
-	TerminateBackgroundWorker(handle);
-	(void) WaitForBackgroundWorkerShutdown(handle);
-	pfree(handle);
+	Oid			roleoid = InvalidOid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	*why = "does not exist (it is created by CREATE EXTENSION enterprise_lab)";
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+
+	rel = table_open(AuthIdRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+	{
+		Form_pg_authid role = (Form_pg_authid) GETSTRUCT(tup);
+
+		if (strcmp(NameStr(role->rolname), el_http_authenticator) != 0)
+			continue;
+		if (role->rolsuper)
+			*why = "is a superuser";
+		else if (!role->rolcanlogin)
+			*why = "cannot log in";
+		else
+		{
+			roleoid = role->oid;
+			*why = NULL;
+		}
+		break;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	CommitTransactionCommand();
+	return roleoid;
 }
 
-/* ---------------------------------------------------------------------
- * The HTTP gateway
- * ---------------------------------------------------------------------
- */
-
-static BackgroundWorkerHandle *gateway_handle = NULL;
-static Oid	gateway_dboid = InvalidOid;
-static TimestampTz gateway_started_at = 0;
-static int	gateway_restart_delay_ms = 0;
-
 /*
- * Keep one gateway running for the database the launcher serves (dboid, or
- * InvalidOid while it does not exist).  A gateway that stops soon after
- * starting (say its port is taken) is restarted with a growing delay, so a
- * misconfiguration logs a line per minute, not per second.
+ * Keep http_workers gateways running, all in the same database as the same
+ * role (or all connected to nothing while there is none: they serve the
+ * dashboard's files and answer 503).  A gateway that stops soon after
+ * starting (say its port is taken) is restarted with a delay that doubles
+ * up to a minute, so a misconfiguration logs a line per minute, not per
+ * second.
  */
 static void
-el_gateway_supervise(Oid dboid, long *timeout)
+el_supervise_gateways(Oid dboid, Oid roleoid, long *timeout)
 {
-	TimestampTz now;
-	pid_t		pid;
+	static Oid	serving_db = InvalidOid;
+	static Oid	serving_role = InvalidOid;
+	int			wanted = el_http_port == 0 ? 0 : el_http_workers;
 
-	if (el_http_port == 0)
-		return;
-
-	if (gateway_handle && gateway_dboid != dboid)
+	/* A different database or role: all of them, the port is shared. */
+	if (dboid != serving_db || roleoid != serving_role)
 	{
-		/* Wait until it is gone: its successor needs the port. */
-		TerminateBackgroundWorker(gateway_handle);
-		(void) WaitForBackgroundWorkerShutdown(gateway_handle);
-		pfree(gateway_handle);
-		gateway_handle = NULL;
-		gateway_restart_delay_ms = 0;
-	}
-
-	now = GetCurrentTimestamp();
-	if (gateway_handle && GetBackgroundWorkerPid(gateway_handle, &pid) == BGWH_STOPPED)
-	{
-		pfree(gateway_handle);
-		gateway_handle = NULL;
-		if (TimestampDifferenceExceeds(gateway_started_at, now, 60 * 1000))
-			gateway_restart_delay_ms = 1000;
-		else
-			gateway_restart_delay_ms = Min(Max(gateway_restart_delay_ms * 2, 1000), 60 * 1000);
-	}
-
-	if (gateway_handle == NULL)
-	{
-		if (TimestampDifferenceExceeds(gateway_started_at, now, gateway_restart_delay_ms))
+		for (int i = 0; i < EL_MAX_HTTP_WORKERS; i++)
 		{
-			BackgroundWorker bgw;
-
-			memset(&bgw, 0, sizeof(bgw));
-			bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-			bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-			bgw.bgw_restart_time = BGW_NEVER_RESTART;	/* we restart it */
-			snprintf(bgw.bgw_library_name, BGW_MAXLEN, "enterprise_lab");
-			snprintf(bgw.bgw_function_name, BGW_MAXLEN, "el_gateway_main");
-			snprintf(bgw.bgw_name, BGW_MAXLEN, "enterprise_lab gateway");
-			snprintf(bgw.bgw_type, BGW_MAXLEN, "enterprise_lab gateway");
-			bgw.bgw_main_arg = ObjectIdGetDatum(dboid);
-			bgw.bgw_notify_pid = MyProcPid;
-			gateway_started_at = now;
-			gateway_dboid = dboid;
-			if (!RegisterDynamicBackgroundWorker(&bgw, &gateway_handle))
-			{
-				gateway_handle = NULL;
-				ereport(WARNING,
-						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-						 errmsg("enterprise_lab: could not start the HTTP gateway"),
-						 errhint("Raise max_worker_processes: enterprise_lab needs enterprise_lab.worker_count + 2 with the HTTP gateway.")));
-				gateway_restart_delay_ms = 60 * 1000;
-			}
+			el_stop_child(&gateways[i]);
+			gateways[i].restart_delay_ms = 0;
 		}
-		else
-		{
-			long		secs;
-			int			usecs;
+		serving_db = dboid;
+		serving_role = roleoid;
+	}
 
-			TimestampDifference(now,
-								TimestampTzPlusMilliseconds(gateway_started_at, gateway_restart_delay_ms),
-								&secs, &usecs);
-			*timeout = Min(*timeout, secs * 1000 + usecs / 1000 + 1);
+	for (int i = 0; i < EL_MAX_HTTP_WORKERS; i++)
+	{
+		ElChild    *child = &gateways[i];
+
+		if (i >= wanted)
+		{
+			el_stop_child(child);
+			continue;
+		}
+		if (el_child_exited(child))
+		{
+			if (TimestampDifferenceExceeds(child->started_at, GetCurrentTimestamp(), 60 * 1000))
+				child->restart_delay_ms = EL_RESTART_DELAY_MS;
+			else
+				child->restart_delay_ms = Min(Max(child->restart_delay_ms * 2, EL_RESTART_DELAY_MS),
+											  EL_GATEWAY_MAX_DELAY_MS);
+		}
+		if (child->handle == NULL && el_child_may_start(child, timeout))
+		{
+			ElGatewayStart start = {.index = i, .roleoid = roleoid};
+			char		name[BGW_MAXLEN];
+
+			snprintf(name, sizeof(name), "enterprise_lab gateway %d", i + 1);
+			if (!el_start_child(child, "el_gateway_main", name, "enterprise_lab gateway",
+								ObjectIdGetDatum(dboid), &start, sizeof(start)))
+				child->restart_delay_ms = EL_RESTART_DELAY_MS;
+		}
+	}
+}
+
+/* Keep worker_count event workers running in the database. */
+static void
+el_supervise_workers(Oid dboid, long *timeout)
+{
+	for (int i = 0; i < EL_MAX_WORKERS; i++)
+	{
+		ElChild    *child = &workers[i];
+
+		if (i >= el_worker_count || !OidIsValid(dboid))
+		{
+			el_stop_child(child);
+			continue;
+		}
+		(void) el_child_exited(child);
+		child->restart_delay_ms = EL_RESTART_DELAY_MS;
+		if (child->handle == NULL && el_child_may_start(child, timeout))
+		{
+			char		name[BGW_MAXLEN];
+
+			snprintf(name, sizeof(name), "enterprise_lab worker %d", i + 1);
+			(void) el_start_child(child, "el_worker_main", name, "enterprise_lab worker",
+								  Int32GetDatum(i), &dboid, sizeof(Oid));
 		}
 	}
 }
@@ -215,10 +401,9 @@ el_gateway_supervise(Oid dboid, long *timeout)
 void
 el_launcher_main(Datum arg)
 {
-	BackgroundWorkerHandle *handles[EL_MAX_WORKERS] = {0};
-	TimestampTz started[EL_MAX_WORKERS] = {0};
 	Oid			serving = InvalidOid;
 	bool		reported_missing = false;
+	const char *role_problem = NULL;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -226,12 +411,16 @@ el_launcher_main(Datum arg)
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("enterprise_lab launcher");
 
-	if (el_shared)
-		el_shared->launcher_pid = MyProcPid;
+	if (el_shared == NULL)
+		ereport(FATAL,
+				(errmsg("enterprise_lab: launcher started without shared memory")));
+	el_retire_predecessors();
 
 	for (;;)
 	{
 		Oid			dboid;
+		Oid			roleoid = InvalidOid;
+		const char *why = NULL;
 		long		timeout = el_naptime_ms;
 
 		CHECK_FOR_INTERRUPTS();
@@ -247,13 +436,7 @@ el_launcher_main(Datum arg)
 		if (dboid != serving)
 		{
 			for (int i = 0; i < EL_MAX_WORKERS; i++)
-			{
-				if (handles[i])
-				{
-					el_stop_worker(handles[i]);
-					handles[i] = NULL;
-				}
-			}
+				el_stop_child(&workers[i]);
 			serving = dboid;
 		}
 
@@ -268,43 +451,27 @@ el_launcher_main(Datum arg)
 			timeout = Max(el_naptime_ms, 5000);
 		}
 		else
-		{
-			TimestampTz now = GetCurrentTimestamp();
-
 			reported_missing = false;
-			for (int i = 0; i < EL_MAX_WORKERS; i++)
-			{
-				pid_t		pid;
-				bool		wanted = i < el_worker_count;
 
-				if (handles[i] && !wanted)
-				{
-					el_stop_worker(handles[i]);
-					handles[i] = NULL;
-				}
-				else if (handles[i] && GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED)
-				{
-					pfree(handles[i]);
-					handles[i] = NULL;
-				}
-				if (wanted && handles[i] == NULL)
-				{
-					if (TimestampDifferenceExceeds(started[i], now, EL_RESTART_DELAY_MS))
-					{
-						handles[i] = el_start_worker(i, dboid);
-						started[i] = now;
-					}
-					else
-						timeout = Min(timeout, EL_RESTART_DELAY_MS);
-				}
-			}
+		el_supervise_workers(dboid, &timeout);
+
+		if (el_http_port != 0 && OidIsValid(dboid))
+		{
+			roleoid = el_lookup_authenticator(&why);
+			if (why && why != role_problem)
+				ereport(LOG,
+						(errmsg("enterprise_lab: the gateway's role \"%s\" %s; the gateway answers 503 until it is usable",
+								el_http_authenticator, why),
+						 errhint("The gateway connects as enterprise_lab.http_authenticator, a role that may log in and is not a superuser.")));
+			role_problem = why;
 		}
+		/* Without a usable role the gateway connects to no database at all. */
+		el_supervise_gateways(OidIsValid(roleoid) ? dboid : InvalidOid, roleoid, &timeout);
 
-		el_gateway_supervise(dboid, &timeout);
+		el_warn_unstarted();
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
-

@@ -175,6 +175,10 @@ el_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		/* The launcher that started us is gone; its successor starts our replacement. */
+		if (el_shared->launcher_pid != MyBgworkerEntry->bgw_notify_pid)
+			proc_exit(0);
+
 		MemoryContextSwitchTo(loop_cxt);
 		PG_TRY();
 		{

@@ -9,11 +9,14 @@
 
 #include "pg_compat.h"
 
+#include "port/atomics.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
 
 /* Upper bound for enterprise_lab.worker_count (slots in shared memory). */
 #define EL_MAX_WORKERS 32
+/* Upper bound for enterprise_lab.http_workers (gateway processes). */
+#define EL_MAX_HTTP_WORKERS 16
 
 /*
  * Writing subtransactions one batch may open.  Above this a transaction
@@ -81,10 +84,27 @@ typedef struct ElWorkerSlot
 	double		last_batch_ms;
 } ElWorkerSlot;
 
+/* A running gateway process; its mutex guards pid and latch. */
+typedef struct ElGatewaySlot
+{
+	slock_t		mutex;
+	pid_t		pid;
+	Latch	   *latch;
+} ElGatewaySlot;
+
+/*
+ * launcher_pid is written only by the launcher (an aligned pid_t store) and
+ * read without a lock: workers and gateways compare it with the launcher
+ * that started them and exit when another launcher has taken over.  Each
+ * slot's mutex guards that slot.  http_body_bytes counts the request bodies
+ * every gateway process holds in memory, for enterprise_lab.http_max_buffered.
+ */
 typedef struct ElShared
 {
 	pid_t		launcher_pid;
 	ElWorkerSlot workers[EL_MAX_WORKERS];
+	ElGatewaySlot gateways[EL_MAX_HTTP_WORKERS];
+	pg_atomic_uint64 http_body_bytes;
 } ElShared;
 
 extern ElShared *el_shared;
