@@ -26,7 +26,6 @@
 #include <microhttpd.h>
 
 #include "access/xact.h"
-#include "catalog/pg_authid.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
