@@ -14,9 +14,6 @@
 
 #include <ctype.h>
 
-#include "utils/builtins.h"
-#include "utils/varlena.h"
-
 #include "gateway.h"
 
 /* Counts of the framing headers, gathered by one pass over all headers. */
