@@ -520,12 +520,22 @@ el_gateway_main(Datum arg)
 		ereport(FATAL,
 				(errmsg("enterprise_lab gateway started without shared memory"),
 				 errhint("Add enterprise_lab to shared_preload_libraries.")));
+	/* As a worker does (worker.c): a free slot, and our launcher still in charge. */
 	my_slot = &el_shared->gateways[start.index];
 	SpinLockAcquire(&my_slot->mutex);
+	if (my_slot->pid != 0)
+	{
+		SpinLockRelease(&my_slot->mutex);
+		my_slot = NULL;
+		proc_exit(0);
+	}
 	my_slot->pid = MyProcPid;
 	my_slot->latch = MyLatch;
 	SpinLockRelease(&my_slot->mutex);
 	before_shmem_exit(el_release_gateway_slot, (Datum) 0);
+	pg_memory_barrier();
+	if (el_shared->launcher_pid != MyBgworkerEntry->bgw_notify_pid)
+		proc_exit(0);
 	before_shmem_exit(el_release_all_bodies, (Datum) 0);
 
 	el_static_init();

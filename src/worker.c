@@ -145,8 +145,20 @@ el_worker_main(Datum arg)
 				(errmsg("enterprise_lab: worker started without shared memory"),
 				 errhint("Add enterprise_lab to shared_preload_libraries.")));
 
+	/*
+	 * Take the slot only if it is free, and keep it only if the launcher
+	 * that started us is still the launcher: a worker of a launcher that
+	 * died may start after its successor's, and must neither overwrite the
+	 * successor's worker nor run beside it.
+	 */
 	my_slot = &el_shared->workers[index];
 	SpinLockAcquire(&my_slot->mutex);
+	if (my_slot->pid != 0)
+	{
+		SpinLockRelease(&my_slot->mutex);
+		my_slot = NULL;
+		proc_exit(0);
+	}
 	my_slot->pid = MyProcPid;
 	my_slot->latch = &MyProc->procLatch;
 	my_slot->state = EL_WORKER_STARTING;
@@ -155,6 +167,9 @@ el_worker_main(Datum arg)
 	my_slot->last_batch_at = 0;
 	SpinLockRelease(&my_slot->mutex);
 	before_shmem_exit(el_release_slot, (Datum) 0);
+	pg_memory_barrier();
+	if (el_shared->launcher_pid != MyBgworkerEntry->bgw_notify_pid)
+		proc_exit(0);
 
 	ereport(LOG,
 			(errmsg("enterprise_lab: worker %d started in database \"%s\"",
