@@ -35,6 +35,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "enterprise_lab.h"
 #include "gateway.h"
@@ -418,15 +419,33 @@ el_unescape(void *cls, struct MHD_Connection *conn, char *s)
 
 static void el_mhd_log(void *cls, const char *fmt, va_list ap) pg_attribute_printf(2, 0);
 
+/*
+ * libmicrohttpd's messages, at most one a minute: clients decide how often
+ * it has something to say ("Server reached connection limit" for every
+ * refused connection), and they must not be able to flood the log.
+ */
 static void
 el_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	static TimestampTz last_logged = 0;
+	static int	suppressed = 0;
+	TimestampTz now = GetCurrentTimestamp();
 	char		message[512];
 
+	if (!TimestampDifferenceExceeds(last_logged, now, 60 * 1000))
+	{
+		suppressed++;
+		return;
+	}
 	vsnprintf(message, sizeof(message), fmt, ap);
 	/* libmicrohttpd's messages end with a newline */
 	message[strcspn(message, "\n")] = '\0';
-	ereport(LOG, (errmsg("enterprise_lab gateway: %s", message)));
+	ereport(LOG,
+			(errmsg("enterprise_lab gateway: %s", message),
+			 suppressed > 0 ? errdetail("%d more messages of libmicrohttpd in the last minute were not logged.",
+										suppressed) : 0));
+	last_logged = now;
+	suppressed = 0;
 }
 
 /* ---------------------------------------------------------------------

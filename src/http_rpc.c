@@ -1,14 +1,16 @@
 /*
  * http_rpc.c
  *		POST /rpc/<name>: PostgREST's contract.  One call is one
- *		transaction: the authenticator, then the request's role, its claims,
- *		and api.<name>(body); an error rolls everything back and becomes
+ *		transaction of the gateway's session (connected as the
+ *		authenticator): SET LOCAL ROLE to the request's role, its claims, and
+ *		api.<name>(body); an error rolls everything back and becomes
  *		PostgREST's error body.
  */
 #include "postgres.h"
 
 #include <ctype.h>
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
@@ -17,7 +19,6 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "access/htup_details.h"
 #include "pgstat.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"

@@ -377,6 +377,35 @@ def main():
     for sock in attackers:
         sock.close()
 
+    # One address cannot hold more than http_max_connections_per_ip per process.
+    per_ip = int(psql("SHOW enterprise_lab.http_max_connections_per_ip"))
+    log_before = open(os.environ["EL_LOG"], errors="replace").read().count("enterprise_lab gateway: ")
+    socks = []
+    for i in range(per_ip * workers + 8):
+        try:
+            socks.append(socket.create_connection((HOST, PORT), timeout=5, source_address=("127.0.0.5", 0)))
+        except OSError:
+            pass
+    time.sleep(0.5)
+    open_ones = 0
+    for sock in socks:
+        sock.settimeout(0.2)
+        try:
+            if sock.recv(100) != b"":
+                open_ones += 1
+        except socket.timeout:
+            open_ones += 1
+        except OSError:
+            pass
+        sock.close()
+    ok(open_ones <= per_ip * workers,
+       "%d connections from one address: the gateway keeps at most %d x %d of them open (%d)"
+       % (len(socks), workers, per_ip, open_ones))
+    s, ms = timed_health()
+    ok(s == 200, "... and /health from another address is served meanwhile (%.0f ms)" % ms, s)
+    logged = open(os.environ["EL_LOG"], errors="replace").read().count("enterprise_lab gateway: ") - log_before
+    ok(logged <= workers, "... and the refusals cost at most one log line per gateway process (%d)" % logged)
+
     # A slow body is cut by the same deadline.
     t0 = time.monotonic()
     with socket.create_connection((HOST, PORT), timeout=10, source_address=("127.0.0.3", 0)) as sock:
