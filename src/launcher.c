@@ -1,12 +1,13 @@
 /*
  * launcher.c
  *		The launcher: the process that keeps the event workers and the HTTP
- *		gateway running.
+ *		gateway's processes running.
  *
  * The launcher is registered at postmaster start and connects to no
  * database.  It looks up enterprise_lab.database and starts
- * enterprise_lab.worker_count dynamic workers there, and the gateway when
- * enterprise_lab.http_port is set.  Doing the lookup in a process that
+ * enterprise_lab.worker_count dynamic workers there and, when
+ * enterprise_lab.http_port is set, enterprise_lab.http_workers gateway
+ * processes connected as the authenticator role.  Doing the lookup in a process that
  * survives a missing database is what lets us log "database does not exist"
  * once and wait, instead of a worker crash loop.  It also makes worker_count
  * and database changes take effect on reload.
