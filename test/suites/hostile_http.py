@@ -20,6 +20,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -460,7 +461,7 @@ def main():
     # ------------------------------------------------------------ a call stuck on a stalled S3
     stall_port = int(subprocess.run([sys.executable, "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); "
                                      "print(s.getsockname()[1])"], capture_output=True, text=True).stdout)
-    stall_log = os.path.join(os.environ.get("EL_TEST_WORK", "/tmp"), "hostile-stall.log")
+    stall_log = os.path.join(os.environ.get("EL_TEST_WORK") or tempfile.gettempdir(), "hostile-stall.log")
     stall = subprocess.Popen(["/usr/bin/python3", os.path.join(TREE, "test", "s3", "stalling_server.py"),
                               "--listen", "127.0.0.1:%d" % stall_port, "--log", stall_log])
     try:
