@@ -23,6 +23,7 @@
 #include "utils/timestamp.h"
 
 #include "enterprise_lab.h"
+#include "gateway.h"
 
 PG_MODULE_MAGIC;
 
@@ -161,6 +162,9 @@ el_shmem_startup(void)
 		memset(el_shared, 0, el_shmem_size());
 		for (int i = 0; i < EL_MAX_WORKERS; i++)
 			SpinLockInit(&el_shared->workers[i].mutex);
+		for (int i = 0; i < EL_MAX_HTTP_WORKERS; i++)
+			SpinLockInit(&el_shared->gateways[i].mutex);
+		pg_atomic_init_u64(&el_shared->http_body_bytes, 0);
 	}
 	el_object_cleanup_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
@@ -242,6 +246,7 @@ _PG_init(void)
 	shmem_startup_hook = el_shmem_startup;
 
 	el_register_launcher();
+	el_open_listen_socket();
 }
 
 /*
