@@ -933,11 +933,20 @@ el_delivery_worker_main(Datum arg)
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
-	if (delivery_shared == NULL)
+	if (delivery_shared == NULL || el_shared == NULL)
 		ereport(FATAL,
 				(errmsg("enterprise_lab: delivery worker started without shared memory"),
 				 errhint("Add enterprise_lab to shared_preload_libraries.")));
 	SpinLockAcquire(&delivery_shared->mutex);
+	if (delivery_shared->pid != 0)
+	{
+		/*
+		 * The worker of a previous launcher has not exited yet; our launcher
+		 * starts us again in a second.  Exactly one delivery worker runs.
+		 */
+		SpinLockRelease(&delivery_shared->mutex);
+		proc_exit(0);
+	}
 	delivery_shared->pid = MyProcPid;
 	delivery_shared->latch = &MyProc->procLatch;
 	delivery_shared->started_at = GetCurrentTimestamp();
@@ -983,6 +992,14 @@ el_delivery_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 			max_flight = el_delivery_batch_size;
 		}
+
+		/*
+		 * The launcher that started us is gone; its successor starts our
+		 * replacement.  What we have in flight is sent again when its lease
+		 * ends.
+		 */
+		if (el_shared->launcher_pid != MyBgworkerEntry->bgw_notify_pid)
+			proc_exit(0);
 
 		/* Record answers and lease more; a failed transaction is logged and retried later. */
 		MemoryContextSwitchTo(loop_cxt);

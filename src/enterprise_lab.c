@@ -23,6 +23,7 @@
 #include "utils/timestamp.h"
 
 #include "enterprise_lab.h"
+#include "gateway.h"
 #include "webhook.h"
 
 PG_MODULE_MAGIC;
@@ -162,6 +163,9 @@ el_shmem_startup(void)
 		memset(el_shared, 0, el_shmem_size());
 		for (int i = 0; i < EL_MAX_WORKERS; i++)
 			SpinLockInit(&el_shared->workers[i].mutex);
+		for (int i = 0; i < EL_MAX_HTTP_WORKERS; i++)
+			SpinLockInit(&el_shared->gateways[i].mutex);
+		pg_atomic_init_u64(&el_shared->http_body_bytes, 0);
 	}
 	el_object_cleanup_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
@@ -245,6 +249,7 @@ _PG_init(void)
 	el_delivery_shmem_init();
 
 	el_register_launcher();
+	el_open_listen_socket();
 }
 
 /*

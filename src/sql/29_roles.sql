@@ -31,6 +31,13 @@ BEGIN
     END IF;
   END LOOP;
 
+  -- The authenticator logs in (PostgREST and the built-in gateway connect
+  -- as it) but holds no rights of its own; a password, if PostgREST needs
+  -- one, is the administrator's to set.
+  IF NOT (SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = 'lab_authenticator') THEN
+    ALTER ROLE lab_authenticator LOGIN;
+  END IF;
+
   -- PostgREST's authenticator may become any request role and nothing else.
   FOR r IN SELECT unnest(ARRAY['lab_anon', 'lab_operator', 'lab_auditor', 'lab_admin']) AS name LOOP
     IF NOT pg_catalog.pg_has_role('lab_authenticator', r.name, 'MEMBER') THEN
