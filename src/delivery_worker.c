@@ -305,6 +305,7 @@ el_wake_delivery_worker_at_commit(PG_FUNCTION_ARGS)
 static BackgroundWorkerHandle *delivery_handle = NULL;
 static Oid	delivery_dboid = InvalidOid;
 static TimestampTz delivery_started_at = 0;
+static TimestampTz delivery_warned_at = 0;
 
 static void
 el_delivery_stop(void)
@@ -355,10 +356,15 @@ el_delivery_supervise(Oid dboid, long *timeout)
 		if (!RegisterDynamicBackgroundWorker(&bgw, &delivery_handle))
 		{
 			delivery_handle = NULL;
-			ereport(WARNING,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("enterprise_lab: could not start the delivery worker"),
-					 errhint("Raise max_worker_processes, or set enterprise_lab.delivery_worker = off.")));
+			/* Tried every second; said once a minute. */
+			if (TimestampDifferenceExceeds(delivery_warned_at, now, 60 * 1000))
+			{
+				delivery_warned_at = now;
+				ereport(WARNING,
+						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						 errmsg("enterprise_lab: could not start the delivery worker: max_worker_processes is exhausted"),
+						 errhint("Raise max_worker_processes, or set enterprise_lab.delivery_worker = off.")));
+			}
 		}
 	}
 	else
