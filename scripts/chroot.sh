@@ -29,13 +29,14 @@ el_runs_on_host() {
   [ "$suite" = "$(. /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-}")" ]
 }
 
-# The tarball's name changes with the package list (and with
+# The tarball's name changes with the Debian package list (and with
 # EL_CHROOT_LAYOUT, raised when the way a chroot is made changes), so a new
-# dependency makes a new chroot instead of running in a stale one.
+# dependency makes a new chroot instead of running in a stale one.  npm
+# packages are not in the chroot: the tree brings its .deps/.
 EL_CHROOT_LAYOUT=1
 el_chroot_tarball() {
   local major=$1 key
-  key=$( { echo "$EL_CHROOT_LAYOUT"; cat "$EL_TREE/scripts/install-deps"; } | sha256sum | cut -c1-12)
+  key=$( { echo "$EL_CHROOT_LAYOUT"; sed -n '/^libjwt=/,/^)$/p' "$EL_TREE/scripts/install-deps"; } | sha256sum | cut -c1-12)
   echo "$EL_CACHE_DIR/pg$major-$(el_chroot_suite "$major")-$key.tar.zst"
 }
 
