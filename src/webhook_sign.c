@@ -19,6 +19,7 @@
 #include <openssl/params.h>
 
 #include "fmgr.h"
+#include "pg_compat.h"
 #include "utils/builtins.h"
 
 #include "webhook.h"

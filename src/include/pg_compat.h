@@ -13,11 +13,17 @@
 #error "enterprise_lab needs PostgreSQL 15 or later"
 #endif
 
+#include "datatype/timestamp.h"
 #include "storage/latch.h"
 #if PG_VERSION_NUM >= 180000
 #include "storage/waiteventset.h"
 #endif
 #include "utils/memutils.h"
+
+/* The varlena macros (VARDATA_ANY, ...) left postgres.h for varatt.h in 16. */
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
 
 /*
  * A wait event set that lives as long as the process.  From 17 on the first
