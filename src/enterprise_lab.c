@@ -218,6 +218,7 @@ _PG_init(void)
 	shmem_request_hook = el_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = el_shmem_startup;
+	el_throughput_init();
 
 	el_register_launcher();
 }

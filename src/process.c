@@ -434,6 +434,7 @@ el_process_batch(int max_events, ElBatchResult *result)
 		if (rc != SPI_OK_UPDATE || SPI_processed != (uint64) ndone)
 			elog(ERROR, "enterprise_lab: completing %d events updated " UINT64_FORMAT " rows",
 				 ndone, SPI_processed);
+		el_throughput_note_completed(ndone);
 	}
 	result->completed = ndone;
 }

@@ -30,4 +30,16 @@
 #define el_create_process_wait_event_set(nevents) CreateWaitEventSet(TopMemoryContext, (nevents))
 #endif
 
+/*
+ * This backend's slot among the running processes, unique while it runs:
+ * MyProcNumber from 17 on, MyBackendId before.
+ */
+#if PG_VERSION_NUM >= 170000
+#include "storage/procnumber.h"
+#define el_my_proc_number() ((int) MyProcNumber)
+#else
+#include "storage/backendid.h"
+#define el_my_proc_number() ((int) MyBackendId)
+#endif
+
 #endif							/* EL_PG_COMPAT_H */
