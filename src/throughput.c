@@ -15,7 +15,9 @@
  *
  * The counts live in memory only: they start at zero when the server starts
  * and cover the completions of this server's processing transactions (the
- * workers' and integration.process_events() calls).  Without
+ * workers' and integration.process_events() calls; a call inside a
+ * savepoint that is rolled back still counts, since only the top-level
+ * commit is seen).  Without
  * shared_preload_libraries there is no ring and the reading function
  * returns NULL.
  */
