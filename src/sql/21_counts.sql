@@ -9,6 +9,13 @@
 -- lock waits, no deadlocks between submissions and workers.  A read sums
 -- the slots.  The deltas are part of the writing transaction: a rollback,
 -- or a chunk's subtransaction rolled back, takes its deltas with it.
+--
+-- A row updated again and again by one transaction keeps every version
+-- until the transaction ends, and each update walks them all: a bulk
+-- INSERT whose row triggers write one service request and one event per
+-- row would cost time quadratic in its rows.  So a transaction moves on to
+-- a new part of its slot after every 64 count statements; the parts stay,
+-- one row per 64 statements of the largest transaction, until recount().
 
 CREATE FUNCTION enterprise_lab.count_slot() RETURNS integer
   AS 'MODULE_PATHNAME', 'el_count_slot' LANGUAGE C STABLE;
@@ -19,8 +26,9 @@ CREATE TABLE dashboard.status_count_slots (
   layer  text NOT NULL,
   status text NOT NULL,
   slot   integer NOT NULL,
+  part   integer NOT NULL DEFAULT 0,
   count  bigint NOT NULL,
-  CONSTRAINT status_count_slots_pkey PRIMARY KEY (layer, status, slot)
+  CONSTRAINT status_count_slots_pkey PRIMARY KEY (layer, status, slot, part)
 ) WITH (fillfactor = 50);  -- room for the HOT updates every delta makes
 COMMENT ON TABLE dashboard.status_count_slots IS
   'Rows per status in each layer, split into one row per backend slot and summed on read; maintained by triggers, rebuilt by enterprise_lab.recount().';
@@ -42,29 +50,34 @@ BEGIN
     EXECUTE format($f$
       CREATE FUNCTION dashboard.%1$s() RETURNS trigger
       LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+      DECLARE
+        -- Count statements of this transaction (a transaction-local setting).
+        statements integer := coalesce(nullif(current_setting('enterprise_lab_counts.statements', true), ''), '0')::integer;
+        this_part integer := statements / 64;
       BEGIN
+        PERFORM set_config('enterprise_lab_counts.statements', (statements + 1)::text, true);
         IF TG_OP = 'TRUNCATE' THEN
           DELETE FROM dashboard.status_count_slots WHERE layer = %2$L;
           RETURN NULL;
         END IF;
         -- Each branch names only the transition tables its event has.
         IF TG_OP = 'INSERT' THEN
-          INSERT INTO dashboard.status_count_slots AS c (layer, status, slot, count)
-          SELECT %2$L, n.%3$I, enterprise_lab.count_slot(), count(*) FROM new_rows n GROUP BY n.%3$I
-          ON CONFLICT (layer, status, slot) DO UPDATE SET count = c.count + excluded.count;
+          INSERT INTO dashboard.status_count_slots AS c (layer, status, slot, part, count)
+          SELECT %2$L, r.%3$I, enterprise_lab.count_slot(), this_part, count(*) FROM new_rows r GROUP BY r.%3$I
+          ON CONFLICT (layer, status, slot, part) DO UPDATE SET count = c.count + excluded.count;
         ELSIF TG_OP = 'DELETE' THEN
-          INSERT INTO dashboard.status_count_slots AS c (layer, status, slot, count)
-          SELECT %2$L, o.%3$I, enterprise_lab.count_slot(), -count(*) FROM old_rows o GROUP BY o.%3$I
-          ON CONFLICT (layer, status, slot) DO UPDATE SET count = c.count + excluded.count;
+          INSERT INTO dashboard.status_count_slots AS c (layer, status, slot, part, count)
+          SELECT %2$L, o.%3$I, enterprise_lab.count_slot(), this_part, -count(*) FROM old_rows o GROUP BY o.%3$I
+          ON CONFLICT (layer, status, slot, part) DO UPDATE SET count = c.count + excluded.count;
         ELSE
-          INSERT INTO dashboard.status_count_slots AS c (layer, status, slot, count)
-          SELECT %2$L, d.status, enterprise_lab.count_slot(), sum(d.delta)
-            FROM (SELECT n.%3$I AS status, 1 AS delta FROM new_rows n
+          INSERT INTO dashboard.status_count_slots AS c (layer, status, slot, part, count)
+          SELECT %2$L, d.status, enterprise_lab.count_slot(), this_part, sum(d.delta)
+            FROM (SELECT r.%3$I AS status, 1 AS delta FROM new_rows r
                   UNION ALL
                   SELECT o.%3$I, -1 FROM old_rows o) d
            GROUP BY d.status
           HAVING sum(d.delta) <> 0
-          ON CONFLICT (layer, status, slot) DO UPDATE SET count = c.count + excluded.count;
+          ON CONFLICT (layer, status, slot, part) DO UPDATE SET count = c.count + excluded.count;
         END IF;
         RETURN NULL;
       END $body$
