@@ -52,6 +52,22 @@ CREATE TABLE dashboard.status_count_slots (
 COMMENT ON TABLE dashboard.status_count_slots IS
   'Rows per status in each layer, split into one row per backend slot and summed on read; maintained by triggers, rebuilt by enterprise_lab.recount().';
 
+CREATE FUNCTION enterprise_lab.fold_count_parts() RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  WITH moved AS (
+    DELETE FROM dashboard.status_count_slots
+     WHERE slot = enterprise_lab.count_slot() AND part > 0
+    RETURNING layer, status, count
+  )
+  INSERT INTO dashboard.status_count_slots AS c (layer, status, slot, part, count)
+  SELECT m.layer, m.status, enterprise_lab.count_slot(), 0, sum(m.count) FROM moved m GROUP BY m.layer, m.status
+  ON CONFLICT (layer, status, slot, part) DO UPDATE SET count = c.count + excluded.count;
+  SELECT set_config('enterprise_lab_counts.folded', 'yes', false);
+$$;
+REVOKE ALL ON FUNCTION enterprise_lab.fold_count_parts() FROM PUBLIC;
+COMMENT ON FUNCTION enterprise_lab.fold_count_parts() IS
+  'Count triggers: fold this backend''s extra parts (left by a transaction of many statements) into part 0 of its slot.';
+
 -- One trigger function per counted table, made from one template: the
 -- status column differs, and static SQL lets each keep its plans.
 DO $do$
@@ -75,6 +91,13 @@ BEGIN
         this_part integer := statements / 64;
       BEGIN
         PERFORM set_config('enterprise_lab_counts.statements', (statements + 1)::text, true);
+        -- Once per backend (its slot may hold an earlier backend's parts)
+        -- and after a transaction that made parts.
+        IF statements = 0 AND current_setting('enterprise_lab_counts.folded', true) IS DISTINCT FROM 'yes' THEN
+          PERFORM enterprise_lab.fold_count_parts();
+        ELSIF statements = 64 THEN
+          PERFORM set_config('enterprise_lab_counts.folded', 'no', false);
+        END IF;
         IF TG_OP = 'TRUNCATE' THEN
           DELETE FROM dashboard.status_count_slots WHERE layer = %2$L;
           RETURN NULL;
@@ -289,6 +312,10 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION api.health(jsonb) IS
   'Liveness: {"status": "ok", "database": true, workers running, pending events, dead letters, extension version}. Body: {}.';
+
+-- The submission list's order exactly (src/sql/02_intake.sql).
+DROP INDEX intake.submissions_submitted_at_idx;
+CREATE INDEX submissions_submitted_at_idx ON intake.submissions (submitted_at DESC, id);
 
 SELECT enterprise_lab.recount();
 

@@ -14,8 +14,9 @@
 -- until the transaction ends, and each update walks them all: a bulk
 -- INSERT whose row triggers write one service request and one event per
 -- row would cost time quadratic in its rows.  So a transaction moves on to
--- a new part of its slot after every 64 count statements; the parts stay,
--- one row per 64 statements of the largest transaction, until recount().
+-- a new part of its slot after every 64 count statements, and the first
+-- count statement of its next transaction folds the parts back into part 0
+-- (only this backend writes its slot, so that takes no one's locks).
 
 CREATE FUNCTION enterprise_lab.count_slot() RETURNS integer
   AS 'MODULE_PATHNAME', 'el_count_slot' LANGUAGE C STABLE;
@@ -32,6 +33,22 @@ CREATE TABLE dashboard.status_count_slots (
 ) WITH (fillfactor = 50);  -- room for the HOT updates every delta makes
 COMMENT ON TABLE dashboard.status_count_slots IS
   'Rows per status in each layer, split into one row per backend slot and summed on read; maintained by triggers, rebuilt by enterprise_lab.recount().';
+
+CREATE FUNCTION enterprise_lab.fold_count_parts() RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  WITH moved AS (
+    DELETE FROM dashboard.status_count_slots
+     WHERE slot = enterprise_lab.count_slot() AND part > 0
+    RETURNING layer, status, count
+  )
+  INSERT INTO dashboard.status_count_slots AS c (layer, status, slot, part, count)
+  SELECT m.layer, m.status, enterprise_lab.count_slot(), 0, sum(m.count) FROM moved m GROUP BY m.layer, m.status
+  ON CONFLICT (layer, status, slot, part) DO UPDATE SET count = c.count + excluded.count;
+  SELECT set_config('enterprise_lab_counts.folded', 'yes', false);
+$$;
+REVOKE ALL ON FUNCTION enterprise_lab.fold_count_parts() FROM PUBLIC;
+COMMENT ON FUNCTION enterprise_lab.fold_count_parts() IS
+  'Count triggers: fold this backend''s extra parts (left by a transaction of many statements) into part 0 of its slot.';
 
 -- One trigger function per counted table, made from one template: the
 -- status column differs, and static SQL lets each keep its plans.
@@ -56,6 +73,13 @@ BEGIN
         this_part integer := statements / 64;
       BEGIN
         PERFORM set_config('enterprise_lab_counts.statements', (statements + 1)::text, true);
+        -- Once per backend (its slot may hold an earlier backend's parts)
+        -- and after a transaction that made parts.
+        IF statements = 0 AND current_setting('enterprise_lab_counts.folded', true) IS DISTINCT FROM 'yes' THEN
+          PERFORM enterprise_lab.fold_count_parts();
+        ELSIF statements = 64 THEN
+          PERFORM set_config('enterprise_lab_counts.folded', 'no', false);
+        END IF;
         IF TG_OP = 'TRUNCATE' THEN
           DELETE FROM dashboard.status_count_slots WHERE layer = %2$L;
           RETURN NULL;

@@ -6,7 +6,7 @@
 -- reads do not scan the big tables.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS enterprise_lab;
-SELECT plan(25);
+SELECT plan(28);
 
 -- Every (layer, status) whose maintained count differs from the table.
 CREATE TEMP VIEW count_drift AS
@@ -104,6 +104,20 @@ SELECT 'Undone ' || i, 'undone' || i || '@example.test', 'Rolled back', 'inciden
   FROM generate_series(1, 5) AS i;
 ROLLBACK TO SAVEPOINT undone;
 SELECT is_empty('SELECT * FROM count_drift', 'after a rolled-back savepoint');
+
+-- A transaction of many statements spreads its deltas over parts of its
+-- slot; folding them back changes no count.
+SELECT set_config('enterprise_lab_counts.statements', '200', true) AS long_transaction \gset
+INSERT INTO intake.submissions (requester_name, requester_email, description, request_type_code,
+                                priority_code, team_code, customer_id)
+VALUES ('Late', 'late@example.test', 'After 200 statements', 'incident', 'low', 'operations',
+        '10000000-0000-4000-8000-000000000001');
+SELECT ok(EXISTS (SELECT 1 FROM dashboard.status_count_slots WHERE slot = enterprise_lab.count_slot() AND part = 3),
+          'the 201st count statement of a transaction writes part 3 of its slot');
+SELECT enterprise_lab.fold_count_parts();
+SELECT is_empty($$SELECT * FROM dashboard.status_count_slots WHERE slot = enterprise_lab.count_slot() AND part > 0$$,
+                'fold_count_parts() folds the parts into part 0 ...');
+SELECT is_empty('SELECT * FROM count_drift', '... and every count stays right');
 
 -- The unfiltered total of the submission list is the maintained count.
 SELECT is((api.submissions('{}') ->> 'total')::bigint, (SELECT count(*) FROM intake.submissions),
