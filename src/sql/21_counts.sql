@@ -34,18 +34,51 @@ CREATE TABLE dashboard.status_count_slots (
 COMMENT ON TABLE dashboard.status_count_slots IS
   'Rows per status in each layer, split into one row per backend slot and summed on read; maintained by triggers, rebuilt by enterprise_lab.recount().';
 
+-- A plain UPDATE, then an INSERT of the statuses it did not find, and not
+-- INSERT ... ON CONFLICT DO UPDATE: an upsert locks the row before it
+-- updates it, and a worker's chunks run in subtransactions, where a lock
+-- and an update of one row by two of them make a MultiXact.  Only this
+-- backend writes its slot, so no one inserts the same row in between.
+CREATE FUNCTION enterprise_lab.add_status_counts(count_layer text, count_part integer, statuses text[], deltas bigint[])
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  WITH d AS (
+    SELECT x.status, x.delta FROM unnest(statuses, deltas) AS x(status, delta) WHERE x.delta <> 0
+  ), updated AS (
+    UPDATE dashboard.status_count_slots c SET count = c.count + d.delta
+      FROM d
+     WHERE c.layer = count_layer AND c.status = d.status
+       AND c.slot = enterprise_lab.count_slot() AND c.part = count_part
+    RETURNING c.status
+  )
+  INSERT INTO dashboard.status_count_slots (layer, status, slot, part, count)
+  SELECT count_layer, d.status, enterprise_lab.count_slot(), count_part, d.delta
+    FROM d WHERE d.status NOT IN (SELECT u.status FROM updated u);
+END $$;
+REVOKE ALL ON FUNCTION enterprise_lab.add_status_counts(text, integer, text[], bigint[]) FROM PUBLIC;
+COMMENT ON FUNCTION enterprise_lab.add_status_counts(text, integer, text[], bigint[]) IS
+  'Count triggers: add per-status deltas of one layer to this backend''s slot.';
+
 CREATE FUNCTION enterprise_lab.fold_count_parts() RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  layers text[];
+  statuses text[];
+  deltas bigint[];
+BEGIN
   WITH moved AS (
     DELETE FROM dashboard.status_count_slots
      WHERE slot = enterprise_lab.count_slot() AND part > 0
     RETURNING layer, status, count
   )
-  INSERT INTO dashboard.status_count_slots AS c (layer, status, slot, part, count)
-  SELECT m.layer, m.status, enterprise_lab.count_slot(), 0, sum(m.count) FROM moved m GROUP BY m.layer, m.status
-  ON CONFLICT (layer, status, slot, part) DO UPDATE SET count = c.count + excluded.count;
-  SELECT set_config('enterprise_lab_counts.folded', 'yes', false);
-$$;
+  SELECT array_agg(m.layer), array_agg(m.status), array_agg(m.n) INTO layers, statuses, deltas
+    FROM (SELECT layer, status, sum(count)::bigint AS n FROM moved GROUP BY layer, status) m;
+  FOR i IN 1 .. coalesce(cardinality(layers), 0) LOOP
+    PERFORM enterprise_lab.add_status_counts(layers[i], 0, ARRAY[statuses[i]], ARRAY[deltas[i]]);
+  END LOOP;
+  PERFORM set_config('enterprise_lab_counts.folded', 'yes', false);
+END $$;
 REVOKE ALL ON FUNCTION enterprise_lab.fold_count_parts() FROM PUBLIC;
 COMMENT ON FUNCTION enterprise_lab.fold_count_parts() IS
   'Count triggers: fold this backend''s extra parts (left by a transaction of many statements) into part 0 of its slot.';
@@ -71,6 +104,8 @@ BEGIN
         -- Count statements of this transaction (a transaction-local setting).
         statements integer := coalesce(nullif(current_setting('enterprise_lab_counts.statements', true), ''), '0')::integer;
         this_part integer := statements / 64;
+        statuses text[];
+        deltas bigint[];
       BEGIN
         PERFORM set_config('enterprise_lab_counts.statements', (statements + 1)::text, true);
         -- Once per backend (its slot may hold an earlier backend's parts)
@@ -86,22 +121,21 @@ BEGIN
         END IF;
         -- Each branch names only the transition tables its event has.
         IF TG_OP = 'INSERT' THEN
-          INSERT INTO dashboard.status_count_slots AS c (layer, status, slot, part, count)
-          SELECT %2$L, r.%3$I, enterprise_lab.count_slot(), this_part, count(*) FROM new_rows r GROUP BY r.%3$I
-          ON CONFLICT (layer, status, slot, part) DO UPDATE SET count = c.count + excluded.count;
+          SELECT array_agg(d.status), array_agg(d.delta) INTO statuses, deltas
+            FROM (SELECT r.%3$I AS status, count(*) AS delta FROM new_rows r GROUP BY r.%3$I) d;
         ELSIF TG_OP = 'DELETE' THEN
-          INSERT INTO dashboard.status_count_slots AS c (layer, status, slot, part, count)
-          SELECT %2$L, o.%3$I, enterprise_lab.count_slot(), this_part, -count(*) FROM old_rows o GROUP BY o.%3$I
-          ON CONFLICT (layer, status, slot, part) DO UPDATE SET count = c.count + excluded.count;
+          SELECT array_agg(d.status), array_agg(d.delta) INTO statuses, deltas
+            FROM (SELECT o.%3$I AS status, -count(*) AS delta FROM old_rows o GROUP BY o.%3$I) d;
         ELSE
-          INSERT INTO dashboard.status_count_slots AS c (layer, status, slot, part, count)
-          SELECT %2$L, d.status, enterprise_lab.count_slot(), this_part, sum(d.delta)
-            FROM (SELECT r.%3$I AS status, 1 AS delta FROM new_rows r
-                  UNION ALL
-                  SELECT o.%3$I, -1 FROM old_rows o) d
-           GROUP BY d.status
-          HAVING sum(d.delta) <> 0
-          ON CONFLICT (layer, status, slot, part) DO UPDATE SET count = c.count + excluded.count;
+          SELECT array_agg(d.status), array_agg(d.delta) INTO statuses, deltas
+            FROM (SELECT x.status, sum(x.delta)::bigint AS delta
+                    FROM (SELECT r.%3$I AS status, 1 AS delta FROM new_rows r
+                          UNION ALL
+                          SELECT o.%3$I, -1 FROM old_rows o) x
+                   GROUP BY x.status) d;
+        END IF;
+        IF statuses IS NOT NULL THEN
+          PERFORM enterprise_lab.add_status_counts(%2$L, this_part, statuses, deltas);
         END IF;
         RETURN NULL;
       END $body$
