@@ -7,8 +7,9 @@
 #   data in DIR/s3rver-data, logs and pid files (s3rver.pid, s3proxy.pid)
 #   in DIR.  Sets EL_S3_ENDPOINT (what the extension should use),
 #   EL_S3_BACKEND (s3rver itself), EL_S3_PROXY_LOG, EL_S3_ACCESS_KEY,
-#   EL_S3_SECRET_KEY, EL_S3_BUCKET, and EL_S3_CONF: the postgresql.conf
-#   lines that point enterprise_lab at it.
+#   EL_S3_SECRET_KEY, EL_S3_SECRET_FILE (DIR/s3_secret_key, the file the
+#   extension reads the key from), EL_S3_BUCKET, and EL_S3_CONF: the
+#   postgresql.conf lines that point enterprise_lab at it.
 
 EL_S3_TREE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 declare -F el_free_port >/dev/null || source "$EL_S3_TREE/scripts/cluster.sh"
@@ -30,6 +31,11 @@ el_start_s3() {
   EL_S3_ACCESS_KEY=S3RVER
   EL_S3_SECRET_KEY=S3RVER
   EL_S3_BUCKET=$bucket
+  # The extension reads the secret from a file only the server's user reads.
+  EL_S3_SECRET_FILE=$dir/s3_secret_key
+  printf '%s\n' "$EL_S3_SECRET_KEY" > "$EL_S3_SECRET_FILE"
+  chmod 600 "$EL_S3_SECRET_FILE"
+  chown postgres "$EL_S3_SECRET_FILE"
   mkdir -p "$dir/s3rver-data"
   port=$(el_free_port)
   node "$EL_S3_TREE/.deps/node_modules/s3rver/bin/s3rver.js" \
@@ -57,8 +63,8 @@ el_start_s3() {
     "enterprise_lab.s3_region = 'us-east-1'"
     "enterprise_lab.s3_bucket = '$bucket'"
     "enterprise_lab.s3_access_key = '$EL_S3_ACCESS_KEY'"
-    "enterprise_lab.s3_secret_key = '$EL_S3_SECRET_KEY'"
+    "enterprise_lab.s3_secret_key = '@$EL_S3_SECRET_FILE'"
     "enterprise_lab.s3_path_style = on"
   )
-  export EL_S3_ENDPOINT EL_S3_BACKEND EL_S3_PROXY_LOG EL_S3_ACCESS_KEY EL_S3_SECRET_KEY EL_S3_BUCKET
+  export EL_S3_ENDPOINT EL_S3_BACKEND EL_S3_PROXY_LOG EL_S3_ACCESS_KEY EL_S3_SECRET_KEY EL_S3_SECRET_FILE EL_S3_BUCKET
 }

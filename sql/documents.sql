@@ -7,13 +7,17 @@ CREATE EXTENSION IF NOT EXISTS enterprise_lab;
 -- Signature V4 against AWS's published examples (examplebucket, the
 -- documented example keys, 24 May 2013).  Only the settings differ from a
 -- real deployment; the code is the one every request runs.
+-- The secret key is read from a file only the server's user may read: the
+-- shell COPY runs (in the data directory) writes it with mode 0600.
+COPY (SELECT 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY') TO PROGRAM 'umask 077 && cat > enterprise_lab_example_secret';
+SELECT setting || '/enterprise_lab_example_secret' AS secret_file FROM pg_settings WHERE name = 'data_directory' \gset
 BEGIN;
 SET LOCAL enterprise_lab.s3_endpoint = 'https://s3.amazonaws.com';
 SET LOCAL enterprise_lab.s3_path_style = off;
 SET LOCAL enterprise_lab.s3_bucket = 'examplebucket';
 SET LOCAL enterprise_lab.s3_region = 'us-east-1';
 SET LOCAL enterprise_lab.s3_access_key = 'AKIAIOSFODNN7EXAMPLE';
-SET LOCAL enterprise_lab.s3_secret_key = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
+SELECT set_config('enterprise_lab.s3_secret_key', '@' || :'secret_file', true) IS NOT NULL AS secret_file_set;
 -- Presigned GET of test.txt, valid for 86400 s.
 SELECT document_repo.s3_presign('GET', 'test.txt', 86400, '2013-05-24 00:00:00+00') AS presigned_url;
 -- GET Object (Range: bytes=0-9)
@@ -29,8 +33,13 @@ SELECT signature
   FROM document_repo.s3_signature('GET', NULL, '{lifecycle}', '{""}', '{}', '{}', '', '2013-05-24 00:00:00+00');
 SELECT signature
   FROM document_repo.s3_signature('GET', NULL, '{max-keys,prefix}', '{2,J}', '{}', '{}', '', '2013-05-24 00:00:00+00');
--- The secret key is never shown.
+-- The secret key is never shown: SHOW names its file.
+SELECT current_setting('enterprise_lab.s3_secret_key') = '@' || :'secret_file' AS shows_the_file,
+       strpos(current_setting('enterprise_lab.s3_secret_key'), 'EXAMPLEKEY') = 0 AS secret_not_shown;
+-- A secret set inline is refused, not used.
+SET LOCAL enterprise_lab.s3_secret_key = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
 SHOW enterprise_lab.s3_secret_key;
+SELECT document_repo.s3_presign('GET', 'test.txt', 86400, '2013-05-24 00:00:00+00');
 ROLLBACK;
 
 SELECT document_repo.ensure_bucket();
@@ -94,9 +103,18 @@ SELECT document_repo.presigned_url(id, '5 minutes') ~ ('^' || current_setting('e
   FROM document_repo.documents;
 SELECT document_repo.presigned_url(id, '8 days') FROM document_repo.documents;
 
--- A deleted document: its row says so, its object is gone after commit.
+-- A deleted document: its row says so; after the commit the first worker
+-- deletes its object (the commit itself never waits on S3).
 SELECT document_repo.delete_document(id) FROM document_repo.documents;
 SELECT status FROM document_repo.documents;
+DO $$
+BEGIN
+  FOR i IN 1 .. 100 LOOP
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM document_repo.s3_list_objects('submissions/') l
+                            JOIN document_repo.documents d ON d.object_key = l.object_key);
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
 SELECT count(*) AS objects_left FROM document_repo.s3_list_objects('submissions/') l
   JOIN document_repo.documents d ON d.object_key = l.object_key;
 

@@ -7,11 +7,14 @@
  * An object is PUT before the row that describes it is inserted, so the
  * two systems are kept together by this rule: every key this transaction
  * (or subtransaction) may have written is remembered before the PUT
- * starts, and deleted again if it aborts.  That is best effort: a crash
- * or an unreachable S3 leaves an orphan, which
+ * starts, and handed to the cleanup queue (object_cleanup.c) if it aborts.
+ * Deletions of documents are done the other way round: the object is
+ * handed over after the commit that marked the row deleted.  The
+ * transaction callbacks never talk to S3 themselves, so COMMIT and
+ * ROLLBACK never wait on it; a worker deletes the objects soon after, and
+ * what the queue loses (a crash, a full queue) is an orphan that
  * document_repo.reconcile_storage() removes once it is older than its
- * grace period.  Deletions of documents are done the other way round:
- * after the commit that marked the row deleted.
+ * grace period.
  */
 #include "postgres.h"
 
@@ -103,19 +106,73 @@ el_sniff(const unsigned char *p, size_t len, const char **label)
 	return "application/octet-stream";
 }
 
+/*
+ * Bidirectional controls reorder what a reader sees: "invoice\u202Efdp.exe"
+ * is shown as "invoiceexe.pdf".  A file name never needs them.
+ */
+static bool
+el_is_bidi_control(pg_wchar c)
+{
+	return (c >= 0x202A && c <= 0x202E) ||	/* embeddings, overrides */
+		(c >= 0x2066 && c <= 0x2069) ||	/* isolates */
+		c == 0x200E || c == 0x200F ||	/* left-to-right, right-to-left marks */
+		c == 0x061C;			/* Arabic letter mark */
+}
+
+/*
+ * Characters that show as nothing or as blank space: a name made only of
+ * these looks empty.  The same set as enterprise_lab.has_visible_text().
+ */
+static bool
+el_is_invisible(pg_wchar c)
+{
+	return c == ' ' || (c >= 0x09 && c <= 0x0d) ||
+		c == 0x85 || c == 0xA0 || c == 0xAD || c == 0x34F || c == 0x61C ||
+		c == 0x115F || c == 0x1160 || c == 0x1680 || c == 0x180E ||
+		(c >= 0x2000 && c <= 0x200F) || (c >= 0x2028 && c <= 0x202F) ||
+		(c >= 0x205F && c <= 0x206F) || c == 0x3000 || c == 0x3164 ||
+		c == 0xFEFF || c == 0xFFA0;
+}
+
 static void
 el_check_file_name(const char *name)
 {
 	size_t		len = strlen(name);
 	bool		blank = true;
+	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
+	const char *dot = strrchr(name, '.');
+	bool		visible_base = false;
+	int			chars = 0;
 
-	for (const char *p = name; *p; p++)
-		if (!isspace((unsigned char) *p))
+	for (const char *p = name; *p; p += utf8 ? pg_utf_mblen((const unsigned char *) p) : 1, chars++)
+	{
+		pg_wchar	c = utf8 ? utf8_to_unicode((const unsigned char *) p) : (unsigned char) *p;
+
+		if (utf8 && el_is_bidi_control(c))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("file_name must not contain bidirectional control characters"),
+					 errdetail("Character %d is U+%04X, which changes the order in which the name is shown.",
+							   chars + 1, (unsigned int) c),
+					 errhint("Rename the file without right-to-left or left-to-right overrides, embeddings, isolates or marks.")));
+		if (!(utf8 ? el_is_invisible(c) : isspace((unsigned char) c)))
+		{
 			blank = false;
+			if (dot == NULL || p < dot)
+				visible_base = true;
+		}
+	}
 	if (blank)
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
 				 errmsg("file_name must not be blank"),
+				 len > 0 ? errdetail("It has no visible character: no-break, zero-width and other invisible characters do not count.") : 0,
+				 errhint("Give the document's file name, e.g. contract.pdf.")));
+	if (!visible_base && dot != NULL && dot > name)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("file_name has no visible name before its extension"),
+				 errdetail("Only invisible characters precede \"%s\".", dot),
 				 errhint("Give the document's file name, e.g. contract.pdf.")));
 	if (len > EL_MAX_FILE_NAME_BYTES)
 		ereport(ERROR,
@@ -137,7 +194,7 @@ el_check_file_name(const char *name)
 	{
 		/* C0 controls, DEL, and in UTF-8 the C1 controls U+0080..U+009F */
 		if (*p < 0x20 || *p == 0x7f ||
-			(GetDatabaseEncoding() == PG_UTF8 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+			(utf8 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("file_name must not contain control characters"),
@@ -370,50 +427,18 @@ el_free_object(ElPendingObject *p)
 }
 
 /*
- * Delete one object now, from inside a transaction callback: never throws,
- * reports the outcome in the log (and to the client as a WARNING when it
- * failed).
+ * Hand one object to the cleanup queue (object_cleanup.c), from inside a
+ * transaction callback: no I/O, so COMMIT and ROLLBACK never wait on S3,
+ * and no error.
  */
 static void
-el_delete_quietly(ElPendingObject *p, const char *why)
+el_abandon_object(ElPendingObject *p, const char *why)
 {
-	char	   *saved_endpoint = el_s3_endpoint;
-	char	   *saved_bucket = el_s3_bucket;
-	MemoryContext oldcxt = CurrentMemoryContext;
-
-	el_s3_endpoint = p->endpoint;
-	el_s3_bucket = p->bucket;
-	PG_TRY();
-	{
-		ElS3Result r;
-
-		el_s3_request("DELETE", p->key, NULL, 0, NULL, NULL, 0, 1024 * 1024,
-					  EL_S3_QUIET | EL_S3_MISSING_OK, &r);
-		if (r.status >= 0 && r.error == NULL)
-			ereport(LOG,
-					(errmsg("deleted S3 object \"%s\" in bucket \"%s\" %s", p->key, p->bucket, why)));
-		else
-			ereport(WARNING,
-					(errmsg("could not delete S3 object \"%s\" in bucket \"%s\" %s", p->key, p->bucket, why),
-					 errdetail("%s", r.error),
-					 errhint("document_repo.reconcile_storage() removes it once it is older than its grace period.")));
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		/* Only allocation or settings errors get here; the transfer is over. */
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
+	if (!el_object_cleanup_enqueue(p->endpoint, p->bucket, p->key, p->delete_at_commit))
 		ereport(WARNING,
-				(errmsg("could not delete S3 object \"%s\" in bucket \"%s\" %s", p->key, p->bucket, why),
-				 errdetail("%s", edata->message)));
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-	el_s3_endpoint = saved_endpoint;
-	el_s3_bucket = saved_bucket;
+				(errmsg("S3 object \"%s\" in bucket \"%s\" %s is left in the bucket", p->key, p->bucket, why),
+				 errdetail("The cleanup queue is full or not available (enterprise_lab is not in shared_preload_libraries)."),
+				 errhint("document_repo.reconcile_storage() removes it once it is older than its grace period.")));
 }
 
 static void
@@ -436,9 +461,9 @@ el_xact_callback(XactEvent event, void *arg)
 			{
 				next = p->next;
 				if (event == XACT_EVENT_COMMIT && p->delete_at_commit)
-					el_delete_quietly(p, "after its document was deleted");
+					el_abandon_object(p, "of a deleted document");
 				else if (event == XACT_EVENT_ABORT && !p->delete_at_commit)
-					el_delete_quietly(p, "uploaded by an aborted transaction");
+					el_abandon_object(p, "uploaded by an aborted transaction");
 				el_free_object(p);
 			}
 			el_pending = NULL;
@@ -472,7 +497,7 @@ el_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			continue;
 		}
 		if (!p->delete_at_commit)
-			el_delete_quietly(p, "uploaded by an aborted subtransaction");
+			el_abandon_object(p, "uploaded by an aborted subtransaction");
 		*link = p->next;
 		el_free_object(p);
 	}

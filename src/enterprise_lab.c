@@ -23,6 +23,8 @@
 #include "utils/timestamp.h"
 
 #include "enterprise_lab.h"
+#include "gateway.h"
+#include "webhook.h"
 
 PG_MODULE_MAGIC;
 
@@ -143,6 +145,7 @@ el_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(el_shmem_size());
+	el_object_cleanup_shmem_request();
 }
 
 static void
@@ -160,8 +163,32 @@ el_shmem_startup(void)
 		memset(el_shared, 0, el_shmem_size());
 		for (int i = 0; i < EL_MAX_WORKERS; i++)
 			SpinLockInit(&el_shared->workers[i].mutex);
+		for (int i = 0; i < EL_MAX_HTTP_WORKERS; i++)
+			SpinLockInit(&el_shared->gateways[i].mutex);
+		pg_atomic_init_u64(&el_shared->http_body_bytes, 0);
 	}
+	el_object_cleanup_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * The first worker deletes abandoned S3 objects (object_cleanup.c).  Safe
+ * in a transaction callback: no I/O, no error.
+ */
+void
+el_wake_cleanup_worker(void)
+{
+	ElWorkerSlot *slot;
+	Latch	   *latch;
+
+	if (el_shared == NULL)
+		return;
+	slot = &el_shared->workers[0];
+	SpinLockAcquire(&slot->mutex);
+	latch = slot->pid != 0 ? slot->latch : NULL;
+	SpinLockRelease(&slot->mutex);
+	if (latch)
+		SetLatch(latch);
 }
 
 /*
@@ -207,6 +234,7 @@ _PG_init(void)
 	el_define_gucs();
 	el_define_document_gucs();
 	el_gateway_define_gucs();
+	el_delivery_init();
 	MarkGUCPrefixReserved("enterprise_lab");
 
 	RegisterXactCallback(el_xact_callback, NULL);
@@ -218,9 +246,11 @@ _PG_init(void)
 	shmem_request_hook = el_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = el_shmem_startup;
+	el_delivery_shmem_init();
 	el_throughput_init();
 
 	el_register_launcher();
+	el_open_listen_socket();
 }
 
 /*

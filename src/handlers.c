@@ -9,15 +9,25 @@
  * event raises an error; the core then bisects the chunk to find it.
  *
  * Event types without a built-in handler are dispatched, one event at a
- * time, to the SQL function registered in integration.event_handlers.
+ * time, to the SQL function registered in integration.event_handlers.  It
+ * is called by OID (a later function of the same name changes nothing) and
+ * runs as its owner, as pg_cron runs a job as the role that scheduled it:
+ * the workers are superusers, and a handler must not be a way to borrow
+ * their rights.  The call is a security-restricted operation, so the
+ * handler cannot SET ROLE or SET SESSION AUTHORIZATION its way back.
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/uuid.h"
 
 #include "enterprise_lab.h"
@@ -172,12 +182,13 @@ static const char *const open_unmapped_sql =
 "SELECT 1 WHERE $1 IS NOT NULL AND NOT EXISTS"
 "  (SELECT 1 FROM canonical.status_map WHERE operational_status = 'open')";
 
-/* Registered handlers: the call to make for one event. */
+/* Registered handlers: the function, its owner and the event row to pass. */
 static const char *const custom_lookup_sql =
-"SELECT pg_catalog.format('SELECT %s(e) FROM integration.events e WHERE e.id = $1',"
-"                         h.handler::pg_catalog.regproc)"
-"  FROM integration.event_handlers h"
-" WHERE h.event_type = $1 AND h.enabled";
+"SELECT h.handler::pg_catalog.oid, p.proowner, e"
+"  FROM integration.events e"
+"  JOIN integration.event_handlers h ON h.event_type = e.event_type AND h.enabled"
+"  JOIN pg_catalog.pg_proc p ON p.oid = h.handler"
+" WHERE e.id = $1";
 
 static const char *const custom_log_sql =
 "INSERT INTO integration.sync_logs"
@@ -218,7 +229,7 @@ el_plan(int which)
 {
 	if (plans[which] == NULL)
 	{
-		Oid			argtype = which == P_CUSTOM_LOOKUP ? TEXTOID : UUIDARRAYOID;
+		Oid			argtype = which == P_CUSTOM_LOOKUP ? UUIDOID : UUIDARRAYOID;
 		SPIPlanPtr	plan = SPI_prepare(*plan_sources[which], 1, &argtype);
 
 		if (plan == NULL)
@@ -339,16 +350,56 @@ el_apply_status_changed(Datum *ids, int n)
 			 errmsg("OperationalCaseStatusChanged could not be applied to every event of the chunk")));
 }
 
+/*
+ * Call a registered handler with the event's row, as the handler's owner.
+ * On error the chunk's subtransaction is rolled back, which also restores
+ * the user id and the settings the handler changed.
+ */
+static void
+el_call_handler_as_owner(Oid handler, Oid owner, Datum event_row)
+{
+	FmgrInfo	flinfo;
+	LOCAL_FCINFO(fcinfo, 1);
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+
+	if (el_proc_aclcheck(handler, owner, ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the owner of handler %s may not execute it", format_procedure(handler)),
+				 errhint("GRANT EXECUTE on the function to %s.", GetUserNameFromId(owner, false))));
+
+	fmgr_info(handler, &flinfo);
+	InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = event_row;
+	fcinfo->args[0].isnull = false;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+
+	(void) FunctionCallInvoke(fcinfo);
+
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
 static void
 el_apply_custom(Datum *ids, char **types, int n)
 {
 	for (int i = 0; i < n; i++)
 	{
-		Datum		type = CStringGetTextDatum(types[i]);
-		char	   *call;
+		HeapTuple	tup;
+		TupleDesc	desc;
+		bool		isnull;
+		Oid			handler,
+					owner;
+		Datum		row;
 		int			rc;
 
-		rc = SPI_execute_plan(el_plan(P_CUSTOM_LOOKUP), &type, NULL, true, 1);
+		rc = SPI_execute_plan(el_plan(P_CUSTOM_LOOKUP), &ids[i], NULL, true, 1);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "enterprise_lab: looking up the handler failed: %s",
 				 SPI_result_code_string(rc));
@@ -357,16 +408,13 @@ el_apply_custom(Datum *ids, char **types, int n)
 					(errcode(ERRCODE_UNDEFINED_FUNCTION),
 					 errmsg("no handler is registered for event type \"%s\"", types[i]),
 					 errhint("Register a function taking integration.events in integration.event_handlers, then replay the event.")));
-		call = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		tup = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		handler = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		row = SPI_getbinval(tup, desc, 3, &isnull);
 
-		{
-			Oid			argtype = UUIDOID;
-
-			rc = SPI_execute_with_args(call, 1, &argtype, &ids[i], NULL, false, 0);
-		}
-		if (rc < 0)
-			elog(ERROR, "enterprise_lab: handler call failed: %s",
-				 SPI_result_code_string(rc));
+		el_call_handler_as_owner(handler, owner, row);
 		CHECK_FOR_INTERRUPTS();
 	}
 	el_run(P_CUSTOM_LOG, el_uuid_array(ids, n), SPI_OK_INSERT);

@@ -12,7 +12,8 @@
  *	   is alone, so the common case pays one subtransaction per chunk;
  *	3. complete the applied events and record the failures, both in the
  *	   top-level transaction (the claim locked those rows there; updating
- *	   them from a subtransaction would create MultiXacts).
+ *	   them from a subtransaction would create MultiXacts), and write the
+ *	   completed events' webhook deliveries there too (delivery_outbox.c).
  *
  * Claim, effects and completion commit together or not at all, so a crash
  * never leaves an event half-done.
@@ -36,6 +37,7 @@
 #include "utils/uuid.h"
 
 #include "enterprise_lab.h"
+#include "webhook.h"
 
 typedef enum ElEventOutcome
 {
@@ -164,12 +166,23 @@ el_backoff_seconds(int attempt)
 	return delay / 2.0 + pg_prng_double(&pg_global_prng_state) * delay / 2.0;
 }
 
+/*
+ * Errors that say nothing about the event: the session is cancelled or
+ * shut down, a lock could not be had in time, the server ran short of a
+ * resource (class 53: memory, disk, shared memory, connections), or
+ * concurrency got in the way.  Charging an attempt for them would
+ * dead-letter good events during an outage, so they abort the whole batch
+ * instead: nothing is recorded, and the worker (or the caller of
+ * integration.process_events) retries it later, attempts unchanged.
+ */
 static bool
-el_is_interrupt(ErrorData *edata)
+el_is_infrastructure_error(ErrorData *edata)
 {
 	return edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
 		edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
 		edata->sqlerrcode == ERRCODE_CRASH_SHUTDOWN ||
+		edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INSUFFICIENT_RESOURCES ||
 		edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
 		edata->sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE;
 }
@@ -177,8 +190,8 @@ el_is_interrupt(ErrorData *edata)
 /*
  * Apply events[0..n-1] in one subtransaction.  Returns true when the
  * handlers succeeded; on failure everything they did is rolled back, and
- * for a single event its error is kept.  Cancels, shutdowns and
- * serialization problems are not the event's fault: they abort the batch.
+ * for a single event its error is kept.  Infrastructure errors are not
+ * the event's fault: they abort the batch (el_is_infrastructure_error).
  */
 static bool
 el_try_chunk(ElEvent *events, int n, ElBatchResult *result)
@@ -218,7 +231,7 @@ el_try_chunk(ElEvent *events, int n, ElBatchResult *result)
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
 
-		if (el_is_interrupt(edata))
+		if (el_is_infrastructure_error(edata))
 			ReThrowError(edata);
 		if (n == 1)
 			events[0].error = edata;
@@ -434,6 +447,7 @@ el_process_batch(int max_events, ElBatchResult *result)
 		if (rc != SPI_OK_UPDATE || SPI_processed != (uint64) ndone)
 			elog(ERROR, "enterprise_lab: completing %d events updated " UINT64_FORMAT " rows",
 				 ndone, SPI_processed);
+		el_enqueue_deliveries(arr);
 		el_throughput_note_completed(ndone);
 	}
 	result->completed = ndone;

@@ -11,7 +11,8 @@
  * - A transfer stops when the backend is asked to cancel or terminate: the
  *   progress callback returns non-zero when QueryCancelPending or
  *   ProcDiePending is set, and CHECK_FOR_INTERRUPTS() then raises the error.
- * - The secret key never appears in a message, a log line or a URL.
+ * - The secret key never appears in a message, a log line or a URL; it is
+ *   read from the file enterprise_lab.s3_secret_key names (secrets.c).
  */
 #include "postgres.h"
 
@@ -98,11 +99,11 @@ el_check_region(char **newval, void **extra, GucSource source)
 	return true;
 }
 
-/* SHOW and pg_settings never print the secret, even to superusers. */
+/* SHOW prints the file the secret is read from, never a secret set inline. */
 static const char *
 el_show_secret(void)
 {
-	return (el_s3_secret_key != NULL && el_s3_secret_key[0] != '\0') ? "********" : "";
+	return el_secret_show(el_s3_secret_key);
 }
 
 void
@@ -141,8 +142,8 @@ el_s3_define_gucs(void)
 							   NULL, NULL, NULL);
 
 	DefineCustomStringVariable("enterprise_lab.s3_secret_key",
-							   "Secret access key used to sign S3 requests.",
-							   "Never shown: SHOW prints ******** when it is set.",
+							   "File that holds the secret access key used to sign S3 requests, as @/path/to/file.",
+							   "The file must be readable by the server's user only; a key set inline is refused.",
 							   &el_s3_secret_key,
 							   "",
 							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
@@ -313,13 +314,13 @@ el_s3_require_settings(void)
 		missing = "enterprise_lab.s3_endpoint";
 	else if (el_s3_access_key == NULL || el_s3_access_key[0] == '\0')
 		missing = "enterprise_lab.s3_access_key";
-	else if (el_s3_secret_key == NULL || el_s3_secret_key[0] == '\0')
+	else if (el_secret_get("enterprise_lab.s3_secret_key", el_s3_secret_key, ERROR) == NULL)
 		missing = "enterprise_lab.s3_secret_key";
 	if (missing)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s is not set", missing),
-				 errhint("Set enterprise_lab.s3_endpoint, s3_access_key and s3_secret_key in postgresql.conf (see docs/documents.md).")));
+				 errhint("Set enterprise_lab.s3_endpoint, s3_access_key and s3_secret_key (as @/path/to/file) in postgresql.conf (see docs/documents.md).")));
 }
 
 /* Scheme and host[:port] of the endpoint, parsed by libcurl's URL API. */
@@ -504,7 +505,7 @@ el_s3_sign(const char *method, const char *key,
 								   el_sha256_hex(sig->canonical_request, strlen(sig->canonical_request)));
 
 	/* kSigning = HMAC chain over date, region, service, "aws4_request" */
-	secret = psprintf("AWS4%s", el_s3_secret_key);
+	secret = psprintf("AWS4%s", el_secret_get("enterprise_lab.s3_secret_key", el_s3_secret_key, ERROR));
 	el_hmac((unsigned char *) secret, strlen(secret), psprintf("%.8s", sig->amz_date), k1);
 	explicit_bzero(secret, strlen(secret));
 	pfree(secret);

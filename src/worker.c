@@ -1,25 +1,17 @@
 /*
  * worker.c
- *		The launcher and the processing workers.
- *
- * The launcher is registered at postmaster start and connects to no
- * database.  It looks up enterprise_lab.database and starts
- * enterprise_lab.worker_count dynamic workers there.  Doing the lookup in a
- * process that survives a missing database is what lets us log "database
- * does not exist" once and wait, instead of a worker crash loop.  It also
- * makes worker_count and database changes take effect on reload.
+ *		The event workers' process.
  *
  * A worker loops: one transaction per batch through the shared core
  * (process.c), then sleeps on its latch until a committing transaction
- * enqueues events (see el_xact_callback) or the nap time passes.
+ * enqueues events (see el_xact_callback) or the nap time passes.  The
+ * first worker also deletes the S3 objects that transactions left behind
+ * (object_cleanup.c), between batches and outside any transaction.  The
+ * launcher (launcher.c) starts and stops the workers.
  */
 #include "postgres.h"
 
-#include "access/heapam.h"
-#include "access/htup_details.h"
-#include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/pg_database.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -38,195 +30,6 @@
 #include "utils/timestamp.h"
 
 #include "enterprise_lab.h"
-
-/* A stopped worker is started again after this long. */
-#define EL_RESTART_DELAY_MS 1000
-
-void
-el_register_launcher(void)
-{
-	BackgroundWorker bgw;
-
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = 5;
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "enterprise_lab");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "el_launcher_main");
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "enterprise_lab launcher");
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "enterprise_lab launcher");
-	RegisterBackgroundWorker(&bgw);
-}
-
-static BackgroundWorkerHandle *
-el_start_worker(int index, Oid dboid)
-{
-	BackgroundWorker bgw;
-	BackgroundWorkerHandle *handle;
-
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher restarts it */
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "enterprise_lab");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "el_worker_main");
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "enterprise_lab worker %d", index + 1);
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "enterprise_lab worker");
-	bgw.bgw_main_arg = Int32GetDatum(index);
-	memcpy(bgw.bgw_extra, &dboid, sizeof(Oid));
-	bgw.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&bgw, &handle))
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("enterprise_lab: could not start worker %d", index + 1),
-				 errhint("Raise max_worker_processes: enterprise_lab needs enterprise_lab.worker_count + 1 (+1 with the HTTP gateway).")));
-		return NULL;
-	}
-	return handle;
-}
-
-/*
- * Look the database up by a plain heap scan of pg_database, as the
- * autovacuum launcher does: a process connected to no database cannot use
- * catalog indexes before the shared relcache init file exists.
- */
-static Oid
-el_lookup_database(void)
-{
-	Oid			dboid = InvalidOid;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	(void) GetTransactionSnapshot();
-
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
-	{
-		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
-
-		if (strcmp(NameStr(db->datname), el_database) == 0)
-		{
-			dboid = db->oid;
-			break;
-		}
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-
-	CommitTransactionCommand();
-	return dboid;
-}
-
-/* Stop a worker and wait until it is gone, so its slot is free again. */
-static void
-el_stop_worker(BackgroundWorkerHandle *handle)
-{
-	TerminateBackgroundWorker(handle);
-	(void) WaitForBackgroundWorkerShutdown(handle);
-	pfree(handle);
-}
-
-void
-el_launcher_main(Datum arg)
-{
-	BackgroundWorkerHandle *handles[EL_MAX_WORKERS] = {0};
-	TimestampTz started[EL_MAX_WORKERS] = {0};
-	Oid			serving = InvalidOid;
-	bool		reported_missing = false;
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	pgstat_report_appname("enterprise_lab launcher");
-
-	if (el_shared)
-		el_shared->launcher_pid = MyProcPid;
-
-	for (;;)
-	{
-		Oid			dboid;
-		long		timeout = el_naptime_ms;
-
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-
-		dboid = el_lookup_database();
-
-		/* A different (or vanished) database: stop the workers serving the old one. */
-		if (dboid != serving)
-		{
-			for (int i = 0; i < EL_MAX_WORKERS; i++)
-			{
-				if (handles[i])
-				{
-					el_stop_worker(handles[i]);
-					handles[i] = NULL;
-				}
-			}
-			serving = dboid;
-		}
-
-		if (!OidIsValid(dboid))
-		{
-			if (!reported_missing)
-				ereport(LOG,
-						(errmsg("enterprise_lab: database \"%s\" does not exist; workers will start when it does",
-								el_database),
-						 errhint("Create the database and the extension in it, or set enterprise_lab.database and reload.")));
-			reported_missing = true;
-			timeout = Max(el_naptime_ms, 5000);
-		}
-		else
-		{
-			TimestampTz now = GetCurrentTimestamp();
-
-			reported_missing = false;
-			for (int i = 0; i < EL_MAX_WORKERS; i++)
-			{
-				pid_t		pid;
-				bool		wanted = i < el_worker_count;
-
-				if (handles[i] && !wanted)
-				{
-					el_stop_worker(handles[i]);
-					handles[i] = NULL;
-				}
-				else if (handles[i] && GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED)
-				{
-					pfree(handles[i]);
-					handles[i] = NULL;
-				}
-				if (wanted && handles[i] == NULL)
-				{
-					if (TimestampDifferenceExceeds(started[i], now, EL_RESTART_DELAY_MS))
-					{
-						handles[i] = el_start_worker(i, dboid);
-						started[i] = now;
-					}
-					else
-						timeout = Min(timeout, EL_RESTART_DELAY_MS);
-				}
-			}
-		}
-
-		el_gateway_supervise(dboid, &timeout);
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-	}
-}
 
 static ElWorkerSlot *my_slot = NULL;
 
@@ -344,8 +147,20 @@ el_worker_main(Datum arg)
 				(errmsg("enterprise_lab: worker started without shared memory"),
 				 errhint("Add enterprise_lab to shared_preload_libraries.")));
 
+	/*
+	 * Take the slot only if it is free, and keep it only if the launcher
+	 * that started us is still the launcher: a worker of a launcher that
+	 * died may start after its successor's, and must neither overwrite the
+	 * successor's worker nor run beside it.
+	 */
 	my_slot = &el_shared->workers[index];
 	SpinLockAcquire(&my_slot->mutex);
+	if (my_slot->pid != 0)
+	{
+		SpinLockRelease(&my_slot->mutex);
+		my_slot = NULL;
+		proc_exit(0);
+	}
 	my_slot->pid = MyProcPid;
 	my_slot->latch = &MyProc->procLatch;
 	my_slot->state = EL_WORKER_STARTING;
@@ -354,6 +169,9 @@ el_worker_main(Datum arg)
 	my_slot->last_batch_at = 0;
 	SpinLockRelease(&my_slot->mutex);
 	before_shmem_exit(el_release_slot, (Datum) 0);
+	pg_memory_barrier();
+	if (el_shared->launcher_pid != MyBgworkerEntry->bgw_notify_pid)
+		proc_exit(0);
 
 	ereport(LOG,
 			(errmsg("enterprise_lab: worker %d started in database \"%s\"",
@@ -374,9 +192,19 @@ el_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		/* The launcher that started us is gone; its successor starts our replacement. */
+		if (el_shared->launcher_pid != MyBgworkerEntry->bgw_notify_pid)
+			proc_exit(0);
+
 		MemoryContextSwitchTo(loop_cxt);
 		PG_TRY();
 		{
+			/*
+			 * Outside any transaction, so a stalled S3 holds no lock or
+			 * snapshot; before the batch, so failing batches do not stop it.
+			 */
+			if (index == 0 && el_object_cleanup_pending())
+				el_object_cleanup_run(EL_CLEANUP_PER_PASS);
 			claimed = el_run_batch();
 			consecutive_errors = 0;
 		}
@@ -427,6 +255,13 @@ el_worker_main(Datum arg)
 
 		if (consecutive_errors > 0)
 			timeout = Min((long) el_naptime_ms << Min(consecutive_errors, 6), 60000L);
+		if (index == 0)
+		{
+			long		cleanup_due = el_object_cleanup_next_due_ms();
+
+			if (cleanup_due >= 0)
+				timeout = Min(timeout, Max(cleanup_due, 10L));
+		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);

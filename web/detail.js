@@ -21,6 +21,8 @@ const CANONICAL_HIDDEN = ['submission_id'];
 
 // Only http(s) links are offered for download.
 function safeUrl(raw) {
+  // null (no link for this caller, or no stored object) would resolve to "<base>/null"
+  if (typeof raw !== 'string' || raw === '') return null;
   try {
     const u = new URL(raw, document.baseURI);
     return u.protocol === 'http:' || u.protocol === 'https:' ? u.href : null;
@@ -140,6 +142,16 @@ export function renderDetail(d, onChanged) {
     ['attempt', 'Attempt'],
   ], 'No synchronization yet.')));
 
+  renderIfChanged($('table-deliveries'), d.deliveries, () => $('table-deliveries').replaceChildren(table(d.deliveries, [
+    ['subscription_name', 'Subscription'],
+    ['event_type', 'Event', (r) => h('code', null, r.event_type ?? '')],
+    ['status', 'Status', (r) => badge(r.status)],
+    ['attempts', 'Attempts'],
+    ['last_http_status', 'HTTP'],
+    ['last_error', 'Last error'],
+    ['delivered_at', 'Delivered'],
+  ], 'No webhook deliveries.')));
+
   renderIfChanged($('table-lineage'), d.lineage, () => $('table-lineage').replaceChildren(table(d.lineage, [
     ['from', 'From', (r) => h('span', null, h('span', { class: 'layer-tag' }, r.from_type ?? ''), ' ', shortId(r.from_id))],
     ['relationship', 'Relationship', (r) => h('span', { class: 'rel' }, `— ${r.relationship ?? ''} →`)],
@@ -155,6 +167,6 @@ export function clearDetail(message) {
   $('detail-status').replaceChildren();
   $('events-note').textContent = '';
   for (const id of ['detail-status', 'lineage-graph', 'card-intake', 'card-source', 'card-case', 'card-canonical',
-    'table-documents', 'table-history', 'table-events', 'table-sync', 'table-lineage']) delete $(id).dataset.rendered;
+    'table-documents', 'table-history', 'table-events', 'table-sync', 'table-deliveries', 'table-lineage']) delete $(id).dataset.rendered;
 }
 

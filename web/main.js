@@ -9,6 +9,7 @@ import { rpc, onTokenRejected, describe } from './api.js';
 import { renderOverview, renderCaseLegend } from './overview.js';
 import { SubmissionList } from './submissions.js';
 import { renderDetail, clearDetail } from './detail.js';
+import { renderSubscriptions } from './subscriptions.js';
 import { Workflow } from './workflow.js';
 import { IntakeForm } from './intake.js';
 
@@ -62,15 +63,21 @@ async function refresh() {
   running = (async () => {
     try {
       if (!referenceLoaded) await loadReference();
-      const [metrics, submissions, detail] = await Promise.all([
+      const role = (auth.claims() || {}).role;
+      const [metrics, submissions, detail, subscriptions] = await Promise.all([
         rpc('metrics', {}),
         rpc('submissions', list.query()),
         selected ? rpc('submission_detail', { submission_id: selected }).catch((e) => {
           if (e.status === 404 || e.code === 'PT404') return null;
           throw e;
         }) : Promise.resolve(undefined),
+        // Not for anonymous readers; a token the server rejects reads on anonymously.
+        ['lab_operator', 'lab_auditor', 'lab_admin'].includes(role)
+          ? rpc('subscriptions', {}).catch((e) => { if (e.status === 401 || e.status === 403) return null; throw e; })
+          : Promise.resolve(null),
       ]);
       renderOverview(metrics);
+      renderSubscriptions(subscriptions);
       showHealth(metrics);
       list.render(submissions);
       list.select(selected);

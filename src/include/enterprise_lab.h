@@ -9,11 +9,14 @@
 
 #include "pg_compat.h"
 
+#include "port/atomics.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
 
 /* Upper bound for enterprise_lab.worker_count (slots in shared memory). */
 #define EL_MAX_WORKERS 32
+/* Upper bound for enterprise_lab.http_workers (gateway processes). */
+#define EL_MAX_HTTP_WORKERS 16
 
 /*
  * Writing subtransactions one batch may open.  Above this a transaction
@@ -35,6 +38,10 @@ extern int	el_event_retention_s;
 
 /* documents.c: S3 and document GUCs (enterprise_lab.s3_*, max_document_size) */
 extern void el_define_document_gucs(void);
+
+/* secrets.c: secrets read from the file a setting names ("@/path") */
+extern const char *el_secret_get(const char *setting, const char *value, int elevel);
+extern const char *el_secret_show(const char *value);
 
 /* What one call of the processing core did. */
 typedef struct ElBatchResult
@@ -85,22 +92,53 @@ typedef struct ElWorkerSlot
 	double		last_batch_ms;
 } ElWorkerSlot;
 
+/* A running gateway process; its mutex guards pid and latch. */
+typedef struct ElGatewaySlot
+{
+	slock_t		mutex;
+	pid_t		pid;
+	Latch	   *latch;
+} ElGatewaySlot;
+
+/*
+ * launcher_pid is written only by the launcher (an aligned pid_t store) and
+ * read without a lock: workers and gateways compare it with the launcher
+ * that started them and exit when another launcher has taken over.  Each
+ * slot's mutex guards that slot.  http_body_bytes counts the request bodies
+ * every gateway process holds in memory, for enterprise_lab.http_max_buffered.
+ */
 typedef struct ElShared
 {
 	pid_t		launcher_pid;
 	ElWorkerSlot workers[EL_MAX_WORKERS];
+	ElGatewaySlot gateways[EL_MAX_HTTP_WORKERS];
+	pg_atomic_uint64 http_body_bytes;
 } ElShared;
 
 extern ElShared *el_shared;
 
-/* worker.c */
+/* object_cleanup.c: S3 objects to delete outside the transaction that left them */
+#define EL_CLEANUP_PER_PASS 32	/* deletions one worker pass attempts at most */
+extern void el_object_cleanup_shmem_request(void);
+extern void el_object_cleanup_shmem_init(void);
+extern bool el_object_cleanup_enqueue(const char *endpoint, const char *bucket,
+									  const char *key, bool after_delete);
+extern bool el_object_cleanup_pending(void);
+extern long el_object_cleanup_next_due_ms(void);
+extern int	el_object_cleanup_run(int max_objects);
+
+/* enterprise_lab.c: wake the worker that deletes abandoned objects */
+extern void el_wake_cleanup_worker(void);
+
+/* launcher.c: starts and supervises the workers and the gateway */
 extern PGDLLEXPORT void el_launcher_main(Datum arg);
-extern PGDLLEXPORT void el_worker_main(Datum arg);
 extern void el_register_launcher(void);
+
+/* worker.c: an event worker */
+extern PGDLLEXPORT void el_worker_main(Datum arg);
 
 /* gateway.c: the built-in HTTP gateway, started by the launcher */
 extern void el_gateway_define_gucs(void);
-extern void el_gateway_supervise(Oid dboid, long *timeout);
 extern PGDLLEXPORT void el_gateway_main(Datum arg);
 
 #endif							/* ENTERPRISE_LAB_H */

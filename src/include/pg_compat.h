@@ -42,4 +42,28 @@
 #define el_my_proc_number() ((int) MyBackendId)
 #endif
 
+/*
+ * EXECUTE privilege on a function.  PostgreSQL 16 replaced the per-catalog
+ * pg_*_aclcheck() functions by object_aclcheck().
+ */
+#include "catalog/pg_proc.h"
+#include "utils/acl.h"
+#if PG_VERSION_NUM >= 160000
+#define el_proc_aclcheck(proc, role, mode) object_aclcheck(ProcedureRelationId, (proc), (role), (mode))
+#else
+#define el_proc_aclcheck(proc, role, mode) pg_proc_aclcheck((proc), (role), (mode))
+#endif
+
+/*
+ * The "extra" of a GUC check hook: plain malloc before 16, guc_malloc (in
+ * the GUC memory context) from 16 on.
+ */
+#if PG_VERSION_NUM >= 160000
+#define el_guc_malloc(size) guc_malloc(LOG, (size))
+#define el_guc_free(p) guc_free(p)
+#else
+#define el_guc_malloc(size) malloc(size)
+#define el_guc_free(p) free(p)
+#endif
+
 #endif							/* EL_PG_COMPAT_H */

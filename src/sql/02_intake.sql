@@ -10,11 +10,11 @@ CREATE TABLE intake.submissions (
   intake_method     text NOT NULL DEFAULT 'portal'
                     CONSTRAINT submissions_intake_method_valid CHECK (intake_method IN ('portal', 'api', 'email', 'phone', 'batch')),
   requester_name    text NOT NULL
-                    CONSTRAINT submissions_requester_name_valid CHECK (requester_name ~ '\S' AND length(requester_name) <= 200),
+                    CONSTRAINT submissions_requester_name_valid CHECK (enterprise_lab.has_visible_text(requester_name) AND length(requester_name) <= 200),
   requester_email   text NOT NULL
                     CONSTRAINT submissions_requester_email_valid CHECK (length(requester_email) <= 254 AND requester_email ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$'),
   description       text NOT NULL
-                    CONSTRAINT submissions_description_valid CHECK (description ~ '\S' AND length(description) <= 4000),
+                    CONSTRAINT submissions_description_valid CHECK (enterprise_lab.has_visible_text(description) AND length(description) <= 4000),
   request_type_code text NOT NULL REFERENCES reference.request_types (code),
   priority_code     text NOT NULL REFERENCES reference.priorities (code),
   team_code         text NOT NULL REFERENCES reference.teams (code),
@@ -48,6 +48,11 @@ BEGIN
     RAISE EXCEPTION 'requester_name must not be blank'
       USING ERRCODE = 'not_null_violation', COLUMN = 'requester_name',
             HINT = 'Give the name of the person making the request.';
+  ELSIF NOT enterprise_lab.has_visible_text(NEW.requester_name) THEN
+    RAISE EXCEPTION 'requester_name must not be blank'
+      USING ERRCODE = 'not_null_violation', COLUMN = 'requester_name',
+            DETAIL = 'It has no visible character: no-break, zero-width and other invisible characters do not count.',
+            HINT = 'Give the name of the person making the request.';
   ELSIF length(NEW.requester_name) > 200 THEN
     RAISE EXCEPTION 'requester_name is too long'
       USING ERRCODE = 'string_data_right_truncation', COLUMN = 'requester_name',
@@ -66,6 +71,11 @@ BEGIN
   IF NEW.description IS NULL OR NEW.description !~ '\S' THEN
     RAISE EXCEPTION 'description must not be blank'
       USING ERRCODE = 'not_null_violation', COLUMN = 'description',
+            HINT = 'Describe what is requested.';
+  ELSIF NOT enterprise_lab.has_visible_text(NEW.description) THEN
+    RAISE EXCEPTION 'description must not be blank'
+      USING ERRCODE = 'not_null_violation', COLUMN = 'description',
+            DETAIL = 'It has no visible character: no-break, zero-width and other invisible characters do not count.',
             HINT = 'Describe what is requested.';
   ELSIF length(NEW.description) > 4000 THEN
     RAISE EXCEPTION 'description is too long'

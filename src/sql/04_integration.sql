@@ -90,19 +90,35 @@ CREATE TABLE integration.event_handlers (
   seeded      boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE integration.event_handlers IS
-  'SQL handlers for custom event types: a function taking one integration.events row. It runs in the worker''s transaction; raise an error to fail the event.';
+  'SQL handlers for custom event types: a function taking one integration.events row. It runs in the worker''s transaction as the function''s owner, who must be the role that registers it; raise an error to fail the event.';
 
+-- A handler runs with its owner's rights (see src/handlers.c), so only the
+-- owner (or a role with its privileges, e.g. a superuser) may register it:
+-- nobody can make the workers run someone else's function.
 CREATE FUNCTION integration.check_event_handler() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  args oidvector;
+  p record;
 BEGIN
-  SELECT proargtypes INTO args FROM pg_proc WHERE oid = NEW.handler;
-  IF array_length(args::oid[], 1) IS DISTINCT FROM 1
-     OR args[0] <> 'integration.events'::regtype THEN
+  SELECT proargtypes, proowner, prokind, proretset INTO p FROM pg_proc WHERE oid = NEW.handler;
+  IF array_length(p.proargtypes::oid[], 1) IS DISTINCT FROM 1
+     OR p.proargtypes[0] <> 'integration.events'::regtype THEN
     RAISE EXCEPTION 'handler % must take exactly one argument of type integration.events', NEW.handler
       USING ERRCODE = 'invalid_function_definition',
             HINT = 'Declare it as CREATE FUNCTION my_handler(e integration.events) RETURNS void ...';
+  END IF;
+  IF p.prokind <> 'f' OR p.proretset THEN
+    RAISE EXCEPTION 'handler % must be a plain function', NEW.handler
+      USING ERRCODE = 'invalid_function_definition',
+            DETAIL = 'Procedures, aggregates and set-returning functions cannot be handlers.',
+            HINT = 'Declare it as CREATE FUNCTION my_handler(e integration.events) RETURNS void ...';
+  END IF;
+  IF (TG_OP = 'INSERT' OR NEW.handler IS DISTINCT FROM OLD.handler)
+     AND NOT pg_has_role(current_user, p.proowner, 'USAGE') THEN
+    RAISE EXCEPTION 'must be the owner of function % to register it as a handler', NEW.handler
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = format('The handler would run as its owner, %s.', p.proowner::regrole),
+            HINT = 'Register a function you own; a handler runs with its owner''s rights.';
   END IF;
   RETURN NEW;
 END $$;

@@ -52,8 +52,10 @@ CREATE TABLE operational.operation_cases (
   -- status_transitions (which references case_statuses), and a key-share
   -- lock on the shared 'open' row by every worker would create MultiXacts.
   processing_status  text NOT NULL DEFAULT 'open',
-  status_changed_by  text,
-  status_change_reason text,
+  status_changed_by  text
+                     CONSTRAINT operation_cases_status_changed_by_length CHECK (length(status_changed_by) <= 200),
+  status_change_reason text
+                     CONSTRAINT operation_cases_status_change_reason_length CHECK (length(status_change_reason) <= 1000),
   opened_at          timestamptz NOT NULL DEFAULT now(),
   status_changed_at  timestamptz NOT NULL DEFAULT now(),
   updated_at         timestamptz NOT NULL DEFAULT now()
@@ -70,12 +72,40 @@ CREATE TABLE operational.case_status_history (
   case_id         uuid NOT NULL,  -- written with its case (no foreign key: see service_request_id above)
   previous_status text,
   new_status      text NOT NULL,
-  changed_by      text NOT NULL,
-  change_reason   text,
+  changed_by      text NOT NULL
+                  CONSTRAINT case_status_history_changed_by_valid
+                  CHECK (enterprise_lab.has_visible_text(changed_by) AND length(changed_by) <= 200),
+  change_reason   text
+                  CONSTRAINT case_status_history_change_reason_length CHECK (length(change_reason) <= 1000),
   changed_at      timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX case_status_history_case_idx ON operational.case_status_history (case_id, id);
 COMMENT ON TABLE operational.case_status_history IS 'Every status a case has had: previous, new, by whom, why, when.';
+
+-- Who changes a case and why, as every path records them (set_case_status,
+-- the api, a direct UPDATE): a visible name of at most 200 characters and
+-- a reason of at most 1000.  The table constraints say the same; this says
+-- it with the field's name and the limit.
+CREATE FUNCTION operational.check_change_note(changed_by text, change_reason text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF changed_by IS NULL OR NOT enterprise_lab.has_visible_text(changed_by) THEN
+    RAISE EXCEPTION 'changed_by must not be blank'
+      USING ERRCODE = 'not_null_violation', HINT = 'Say who changes the case.';
+  ELSIF length(changed_by) > 200 THEN
+    RAISE EXCEPTION 'changed_by is too long'
+      USING ERRCODE = 'string_data_right_truncation',
+            DETAIL = format('It has %s characters; the limit is 200.', length(changed_by));
+  END IF;
+  IF length(change_reason) > 1000 THEN
+    RAISE EXCEPTION 'change_reason is too long'
+      USING ERRCODE = 'string_data_right_truncation',
+            DETAIL = format('It has %s characters; the limit is 1000.', length(change_reason)),
+            HINT = 'Keep the reason short; details belong in the case''s own system.';
+  END IF;
+END $$;
+COMMENT ON FUNCTION operational.check_change_note(text, text) IS
+  'Raise unless changed_by is a visible name of at most 200 characters and change_reason at most 1000 characters.';
 
 CREATE FUNCTION operational.check_status_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -108,6 +138,7 @@ BEGIN
   -- made by the current user, without a reason.
   NEW.status_changed_by := coalesce(nullif(current_setting('operational.changed_by', true), ''), current_user);
   NEW.status_change_reason := nullif(current_setting('operational.change_reason', true), '');
+  PERFORM operational.check_change_note(NEW.status_changed_by, NEW.status_change_reason);
   NEW.status_changed_at := now();
   NEW.updated_at := now();
   RETURN NEW;
@@ -152,10 +183,7 @@ BEGIN
             DETAIL = format('Known statuses: %s.', (SELECT string_agg(status, ', ' ORDER BY status) FROM operational.case_statuses)),
             HINT = 'See operational.case_statuses.';
   END IF;
-  IF changed_by IS NULL OR changed_by !~ '\S' THEN
-    RAISE EXCEPTION 'changed_by must not be blank'
-      USING ERRCODE = 'not_null_violation', HINT = 'Say who changes the case.';
-  END IF;
+  PERFORM operational.check_change_note(changed_by, change_reason);
 
   PERFORM set_config('operational.changed_by', changed_by, true),
           set_config('operational.change_reason', coalesce(change_reason, ''), true);

@@ -69,7 +69,7 @@ COMMENT ON FUNCTION document_repo.s3_bucket() IS 'The configured bucket (enterpr
 CREATE FUNCTION document_repo.s3_put_object(object_key text, content bytea, content_type text)
 RETURNS text LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'el_s3_put_object';
 COMMENT ON FUNCTION document_repo.s3_put_object(text, bytea, text) IS
-  'PUT an object; if the calling (sub)transaction aborts, the object is deleted again. Returns the ETag.';
+  'PUT an object; if the calling (sub)transaction aborts, the object is handed to the cleanup queue (document_repo.abandoned_objects) and deleted soon after. Returns the ETag.';
 
 CREATE FUNCTION document_repo.s3_get_object(object_key text)
 RETURNS bytea LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'el_s3_get_object';
@@ -91,7 +91,7 @@ COMMENT ON FUNCTION document_repo.s3_delete_object(text) IS 'DELETE an object no
 CREATE FUNCTION document_repo.s3_delete_object_at_commit(object_key text)
 RETURNS void LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'el_s3_delete_object_at_commit';
 COMMENT ON FUNCTION document_repo.s3_delete_object_at_commit(text) IS
-  'DELETE an object once the calling transaction commits (nothing happens if it aborts).';
+  'Hand an object to the cleanup queue once the calling transaction commits; it is deleted soon after (nothing happens if the transaction aborts).';
 
 CREATE FUNCTION document_repo.s3_bucket_exists()
 RETURNS boolean LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'el_s3_bucket_exists';
@@ -105,6 +105,25 @@ CREATE FUNCTION document_repo.s3_list_objects_page(prefix text, continuation_tok
 RETURNS text LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'el_s3_list_objects_page';
 COMMENT ON FUNCTION document_repo.s3_list_objects_page(text, text) IS
   'One ListObjectsV2 page of the configured bucket, as the XML that S3 returned.';
+
+-- Objects left to delete (src/object_cleanup.c): uploads of aborted
+-- transactions and objects of deleted documents.  Transaction callbacks
+-- only record them; the first worker deletes them outside any transaction.
+CREATE FUNCTION document_repo.abandoned_objects()
+RETURNS TABLE (bucket text, object_key text, reason text, failed_attempts integer, next_attempt_at timestamptz)
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'el_abandoned_objects';
+COMMENT ON FUNCTION document_repo.abandoned_objects() IS
+  'S3 objects waiting to be deleted (reason aborted_upload or deleted_document), held in shared memory until the first worker deletes them; empty without shared_preload_libraries.';
+
+CREATE FUNCTION document_repo.delete_abandoned_objects(max_objects integer DEFAULT 100)
+RETURNS integer LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'el_delete_abandoned_objects';
+COMMENT ON FUNCTION document_repo.delete_abandoned_objects(integer) IS
+  'Delete up to max_objects due abandoned objects now (what the first worker does on its own); returns how many were deleted.';
+
+REVOKE ALL ON FUNCTION
+  document_repo.abandoned_objects(),
+  document_repo.delete_abandoned_objects(integer)
+FROM PUBLIC;
 
 CREATE FUNCTION document_repo.validate_document(
   file_name text, content_type text, content bytea,
@@ -189,6 +208,7 @@ BEGIN
   END IF;
 
   v := document_repo.validate_document(file_name, content_type, content);
+  -- uploaded_by names the caller exactly as submitted_by and changed_by do.
   key := format('submissions/%s/%s/%s', upload_document.submission_id, doc_id, v.stored_file_name);
   tag := document_repo.s3_put_object(key, content,
            CASE WHEN v.content_type LIKE 'text/%' THEN v.content_type || '; charset=utf-8' ELSE v.content_type END);
@@ -201,7 +221,7 @@ BEGIN
           v.stored_file_name, v.file_extension, upload_document.content_type, v.content_type,
           v.detected_content_type, v.size_bytes, v.sha256,
           document_repo.s3_bucket(), key, tag,
-          coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', session_user));
+          enterprise_lab.request_subject());
 
   INSERT INTO canonical.lineage_records (submission_id, from_type, from_id, to_type, to_id, relationship)
   VALUES (upload_document.submission_id, 'service_request', req.id, 'document', doc_id, 'documented_by')
@@ -209,7 +229,7 @@ BEGIN
   RETURN doc_id;
 END $$;
 COMMENT ON FUNCTION document_repo.upload_document(uuid, text, text, bytea, text) IS
-  'Validate a document (name, extension, content type, magic bytes, size), PUT it to the bucket under submissions/<submission>/<document>/<safe name> and record it. If the transaction aborts, the object is deleted again.';
+  'Validate a document (name, extension, content type, magic bytes, size), PUT it to the bucket under submissions/<submission>/<document>/<safe name> and record it. If the transaction aborts, the object is deleted soon after, by a worker.';
 
 -- The document row a caller may read or change, with the checks every
 -- entry point shares.
@@ -278,7 +298,7 @@ BEGIN
   PERFORM document_repo.s3_delete_object_at_commit(d.object_key);
 END $$;
 COMMENT ON FUNCTION document_repo.delete_document(uuid) IS
-  'Mark a document deleted; its object is deleted from the bucket when the transaction commits.';
+  'Mark a document deleted; once the transaction commits, a worker deletes its object from the bucket.';
 
 CREATE FUNCTION document_repo.ensure_bucket()
 RETURNS text

@@ -138,6 +138,16 @@ $$;
 COMMENT ON FUNCTION enterprise_lab.api_may_see_emails() IS
   'api helper: false for the anonymous role, which sees no requester e-mail addresses.';
 
+-- Which documents a request may read: their files carry the requester's
+-- data as much as the e-mail address does, so an anonymous caller learns
+-- that a document exists (its id) and nothing else, least of all a link.
+CREATE FUNCTION enterprise_lab.api_may_see_documents() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(enterprise_lab.request_access() IN ('operator', 'auditor', 'admin'), false)
+$$;
+COMMENT ON FUNCTION enterprise_lab.api_may_see_documents() IS
+  'api helper: true for operators, auditors and admins, who see documents'' details and download links; the anonymous role sees only that a document exists.';
+
 
 CREATE FUNCTION api.reference_data(jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -295,9 +305,9 @@ BEGIN
     WHEN no_data_found THEN
       RAISE EXCEPTION '%: not allowed to change case % of team %', fn, before.external_reference, before.team_code
         USING ERRCODE = 'insufficient_privilege',
-              DETAIL = format('Teams in your token: %s.',
+              DETAIL = format('Your teams: %s.',
                               coalesce(nullif(array_to_string(enterprise_lab.request_teams(), ', '), ''), 'none')),
-              HINT = 'An operator changes the cases of the teams in the "teams" (or "team") claim of its JWT.';
+              HINT = 'An operator changes the cases of its teams: the "teams" (or "team") claim of its JWT, or for a direct login the rows of operational.role_teams.';
     WHEN object_not_in_prerequisite_state THEN
       GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
       RAISE EXCEPTION '%', msg USING ERRCODE = 'PT409', DETAIL = det, HINT = hnt;
@@ -396,6 +406,7 @@ DECLARE
   b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id']);
   v_id uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', true);
   emails boolean := enterprise_lab.api_may_see_emails();
+  see_documents boolean := enterprise_lab.api_may_see_documents();
   submission jsonb;
   request jsonb;
   operational_case jsonb;
@@ -418,8 +429,12 @@ BEGIN
 
   FOR d IN SELECT to_jsonb(x) AS doc, x.id, x.status FROM document_repo.documents x
             WHERE x.submission_id = v_id ORDER BY x.uploaded_at, x.id LOOP
-    url := CASE WHEN d.status = 'stored' THEN document_repo.presigned_url(d.id, interval '15 minutes') END;
-    documents := documents || jsonb_build_array(d.doc || jsonb_build_object('download_url', url));
+    IF see_documents THEN
+      url := CASE WHEN d.status = 'stored' THEN document_repo.presigned_url(d.id, interval '15 minutes') END;
+      documents := documents || jsonb_build_array(d.doc || jsonb_build_object('download_url', url));
+    ELSE
+      documents := documents || jsonb_build_array(jsonb_build_object('id', d.id, 'download_url', NULL));
+    END IF;
   END LOOP;
 
   SELECT to_jsonb(r), to_jsonb(c) INTO request, operational_case
@@ -443,10 +458,16 @@ BEGIN
                              FROM integration.sync_logs l WHERE l.submission_id = v_id), '[]'),
     'lineage', coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.created_at, enterprise_lab.api_lineage_rank(l.from_type),
                                           l.from_type, l.to_type, l.relationship)
-                           FROM canonical.lineage_records l WHERE l.submission_id = v_id), '[]'));
+                           FROM canonical.lineage_records l WHERE l.submission_id = v_id), '[]'),
+    'deliveries', coalesce((SELECT jsonb_agg(to_jsonb(dl) - 'payload' || jsonb_build_object('subscription_name', sub.name)
+                                             ORDER BY dl.event_seq, sub.name)
+                              FROM integration.deliveries dl
+                              JOIN integration.subscriptions sub ON sub.id = dl.subscription_id
+                             WHERE dl.submission_id = v_id
+                               AND enterprise_lab.request_access() IN ('operator', 'auditor', 'admin')), '[]'));
 END $$;
 COMMENT ON FUNCTION api.submission_detail(jsonb) IS
-  'One submission across every layer: {"submission_id"} -> submission, service_request, case, status_history, canonical, documents (with a 15-minute presigned download_url), events, sync_logs, lineage. PT404 (HTTP 404) when unknown.';
+  'One submission across every layer: {"submission_id"} -> submission, service_request, case, status_history, canonical, documents (for operators, auditors and admins with a 15-minute presigned download_url; only their ids for the anonymous role), events, sync_logs, lineage, webhook deliveries (not for the anonymous role). PT404 (HTTP 404) when unknown.';
 
 
 CREATE FUNCTION api.events(jsonb DEFAULT '{}') RETURNS jsonb
@@ -549,16 +570,21 @@ DECLARE
   body ALIAS FOR $1;
 BEGIN
   PERFORM enterprise_lab.api_body('health', body, '{}');
+  -- Anyone may ask, as often as they like: the counts walk partial indexes
+  -- and stop at 10000, so an answer costs the same however many events
+  -- there are.
   RETURN jsonb_build_object(
     'status', 'ok',
     'database', true,
     'workers_running', (SELECT count(*) FROM integration.worker_status),
-    'pending_events', (SELECT m.pending_events FROM dashboard.processing_metrics m),
-    'dead_letters', (SELECT m.dead_letters FROM dashboard.processing_metrics m),
+    'pending_events', (SELECT count(*) FROM (SELECT FROM integration.events
+                         WHERE status IN ('pending', 'failed') LIMIT 10000) AS e),
+    'dead_letters', (SELECT count(*) FROM (SELECT FROM integration.events
+                       WHERE status = 'dead_letter' LIMIT 10000) AS e),
     'version', (SELECT extversion FROM pg_extension WHERE extname = 'enterprise_lab'));
 END $$;
 COMMENT ON FUNCTION api.health(jsonb) IS
-  'Liveness: {"status": "ok", "database": true, workers running, pending events, dead letters, extension version}. Body: {}.';
+  'Liveness: {"status": "ok", "database": true, workers running, pending events and dead letters (each counted up to 10000), extension version}. Body: {}.';
 
 
 CREATE FUNCTION api.replay_event(jsonb DEFAULT '{}') RETURNS jsonb

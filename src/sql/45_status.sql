@@ -26,6 +26,16 @@ BEGIN
                         'held_submissions', (SELECT count(*) FROM integration.held_submissions))
                         FROM integration.events
                        WHERE status IN ('pending', 'failed', 'dead_letter')),
+           'deliveries', jsonb_build_object(
+             'worker', (SELECT to_jsonb(w) FROM integration.delivery_worker_status w),
+             'subscriptions', (SELECT count(*) FROM integration.subscriptions),
+             'paused_subscriptions', (SELECT count(*) FROM integration.subscriptions WHERE paused_at IS NOT NULL),
+             'waiting', (SELECT count(*) FROM integration.deliveries WHERE status IN ('pending', 'failed')),
+             'in_flight', (SELECT count(*) FROM integration.deliveries WHERE status = 'in_flight'),
+             'dead_lettered', (SELECT count(*) FROM integration.deliveries WHERE status = 'dead_letter'),
+             'oldest_waiting_age_seconds',
+               (SELECT round(extract(epoch FROM now() - min(created_at)), 3) FROM integration.deliveries
+                 WHERE status IN ('pending', 'failed', 'in_flight'))),
            'sla', jsonb_build_object(
              'open_breaches', (SELECT coalesce(sum(open_breaches), 0) FROM dashboard.sla_metrics),
              'overdue_cases', (SELECT coalesce(sum(overdue_cases), 0) FROM dashboard.sla_metrics)),
@@ -60,4 +70,4 @@ BEGIN
   RETURN result || jsonb_build_object('scheduled_jobs', jobs);
 END $$;
 COMMENT ON FUNCTION enterprise_lab.status() IS
-  'Operator summary as jsonb: version, workers, pending/failed/dead-lettered events and the oldest pending age, SLA breaches, retention, S3 reachability and the scheduled maintenance jobs.';
+  'Operator summary as jsonb: version, workers, pending/failed/dead-lettered events and the oldest pending age, webhook deliveries (worker, waiting, in flight, dead letters, paused subscriptions), SLA breaches, retention, S3 reachability and the scheduled maintenance jobs.';

@@ -20,14 +20,15 @@ END $$;
 -- The request helpers are evaluated by the policies below as the querying role.
 GRANT USAGE ON SCHEMA enterprise_lab TO lab_case_writer;
 GRANT EXECUTE ON FUNCTION enterprise_lab.request_role(), enterprise_lab.request_access(),
-  enterprise_lab.request_claims(), enterprise_lab.request_teams(), enterprise_lab.request_subject(),
-  enterprise_lab.request_may_change_team(text)
+  enterprise_lab.request_trusts_claims(), enterprise_lab.request_claims(), enterprise_lab.request_teams(),
+  enterprise_lab.request_subject(), enterprise_lab.request_may_change_team(text)
   TO lab_operator, lab_auditor, lab_admin, lab_case_writer;
 
 -- api.set_case_status runs as lab_case_writer: just enough to update a
 -- case's status and let the triggers record history and the event.
 GRANT USAGE ON SCHEMA operational, integration TO lab_case_writer;
-GRANT SELECT ON operational.operation_cases, operational.case_statuses, operational.status_transitions TO lab_case_writer;
+GRANT SELECT ON operational.operation_cases, operational.case_statuses, operational.status_transitions,
+  operational.role_teams TO lab_case_writer;
 GRANT UPDATE (processing_status) ON operational.operation_cases TO lab_case_writer;
 GRANT INSERT ON operational.case_status_history, integration.events TO lab_case_writer;
 GRANT USAGE ON SEQUENCE operational.case_status_history_seq, integration.event_seq TO lab_case_writer;
@@ -42,14 +43,14 @@ COMMENT ON POLICY cases_read_all ON operational.operation_cases IS
 CREATE POLICY cases_read_own_teams ON operational.operation_cases
   FOR SELECT TO lab_operator USING (enterprise_lab.request_may_change_team(team_code));
 COMMENT ON POLICY cases_read_own_teams ON operational.operation_cases IS
-  'An operator reading the table sees the cases of the teams in its JWT claims.';
+  'An operator reading the table sees the cases of its teams (enterprise_lab.request_teams()).';
 
 CREATE POLICY cases_change_own_teams ON operational.operation_cases
   FOR UPDATE TO lab_case_writer
   USING (enterprise_lab.request_may_change_team(team_code))
   WITH CHECK (enterprise_lab.request_may_change_team(team_code));
 COMMENT ON POLICY cases_change_own_teams ON operational.operation_cases IS
-  'api.set_case_status changes a case only for an admin or an operator of the case''s team (JWT "teams"/"team" claim).';
+  'api.set_case_status changes a case only for an admin or an operator of the case''s team (enterprise_lab.request_teams()).';
 
 ALTER TABLE operational.case_status_history ENABLE ROW LEVEL SECURITY;
 
@@ -68,4 +69,4 @@ CREATE POLICY history_written_with_change ON operational.case_status_history
   FOR INSERT TO lab_case_writer
   WITH CHECK (changed_by IS NOT NULL AND changed_by = enterprise_lab.request_subject());
 COMMENT ON POLICY history_written_with_change ON operational.case_status_history IS
-  'api.set_case_status records history rows in the name of the JWT subject only.';
+  'api.set_case_status records history rows in the name of the request''s subject only (enterprise_lab.request_subject()).';

@@ -34,7 +34,7 @@ SELECT api.submission_detail(jsonb_build_object('submission_id', :'sub')) AS d \
 
 SELECT set_eq(format($$SELECT jsonb_object_keys(%L::jsonb)$$, :'d'),
               ARRAY['submission', 'service_request', 'case', 'status_history', 'canonical', 'documents',
-                    'events', 'sync_logs', 'lineage'], 'detail: has every layer');
+                    'events', 'sync_logs', 'lineage', 'deliveries'], 'detail: has every layer');
 -- intake
 SELECT is(:'d'::jsonb #>> '{submission,id}', :'sub', 'intake: the submission');
 SELECT is(:'d'::jsonb #>> '{submission,requester_email}', 'dana@example.test', 'intake: the e-mail (auditor)');

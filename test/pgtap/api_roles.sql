@@ -4,7 +4,7 @@
 -- function.  RESET ROLE returns to the superuser that sets up and checks.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS enterprise_lab;
-SELECT plan(64);
+SELECT plan(66);
 
 -- Two requests of two teams, processed into open cases, and one failed
 -- event (no handler for its type) that can be replayed.
@@ -18,9 +18,12 @@ SELECT id AS case_a FROM operational.operation_cases WHERE submission_id = :'sub
 SELECT id AS case_b FROM operational.operation_cases WHERE submission_id = :'sub_b' \gset
 
 -- The roles: NOLOGIN, and the authenticator may become exactly the four request roles.
-SELECT is((SELECT count(*)::int FROM pg_roles
-            WHERE rolname IN ('lab_anon', 'lab_operator', 'lab_auditor', 'lab_admin', 'lab_authenticator', 'lab_case_writer')
-              AND NOT rolcanlogin), 6, 'the six roles exist and cannot log in');
+SELECT is((SELECT string_agg(rolname || ' ' || CASE WHEN rolcanlogin THEN 'login' ELSE 'nologin' END
+                              || CASE WHEN rolsuper THEN ' superuser' ELSE '' END, ', ' ORDER BY rolname)
+              FROM pg_roles
+             WHERE rolname IN ('lab_anon', 'lab_operator', 'lab_auditor', 'lab_admin', 'lab_authenticator', 'lab_case_writer')),
+          'lab_admin nologin, lab_anon nologin, lab_auditor nologin, lab_authenticator login, lab_case_writer nologin, lab_operator nologin',
+          'the six roles exist; only the authenticator logs in (the gateway connects as it); none is a superuser');
 SELECT set_eq($$SELECT r.rolname::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
                  WHERE m.member = 'lab_authenticator'::regrole$$,
               ARRAY['lab_anon', 'lab_operator', 'lab_auditor', 'lab_admin'],
@@ -149,6 +152,7 @@ SELECT throws_ok(format($$SELECT api.replay_event('{"event_id": "%s"}')$$, :'fai
                  'PT409', NULL, 'admin: replaying a pending event is PT409');
 SELECT throws_ok('SELECT api.replay_event(''{"event_id": "00000000-0000-4000-8000-000000000000"}'')',
                  'PT404', NULL, 'admin: replaying an unknown event is PT404');
+SELECT lives_ok('SELECT count(*) FROM integration.subscription_secrets', 'admin: reads webhook signing secrets');
 
 -- ---------------------------------------------------------------- auditor
 SET LOCAL ROLE lab_auditor;
@@ -159,10 +163,12 @@ SELECT lives_ok($t$DO $do$
     FOR t IN SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname IN ('enterprise_lab', 'reference', 'intake', 'source_system', 'document_repo',
                                   'integration', 'operational', 'canonical', 'dashboard')
-                AND c.relkind IN ('r', 'v', 'p') LOOP
+                AND c.relkind IN ('r', 'v', 'p') AND c.oid <> 'integration.subscription_secrets'::regclass LOOP
       EXECUTE format('SELECT count(*) FROM %s', t);
     END LOOP;
-  END $do$ $t$, 'auditor: reads every table and view of every boundary');
+  END $do$ $t$, 'auditor: reads every table and view of every boundary but the webhook secrets');
+SELECT throws_ok('SELECT count(*) FROM integration.subscription_secrets', '42501', NULL,
+                 'auditor: cannot read webhook signing secrets');
 SELECT is((SELECT count(*)::int FROM operational.operation_cases), 2, 'auditor: sees every case');
 SELECT is((SELECT count(*)::int FROM operational.case_status_history WHERE case_id = :'case_b'), 2, 'auditor: sees all history');
 SELECT is(api.submission_detail(jsonb_build_object('submission_id', :'sub_a')) #>> '{submission,requester_email}',

@@ -24,7 +24,7 @@ SELECT bag_eq(
   $$ SELECT table_schema || '.' || table_name FROM information_schema.columns
       WHERE column_name = 'submission_id' AND table_schema IN ('source_system', 'integration', 'operational', 'canonical')
         AND table_name IN (SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE') $$,
-  ARRAY['source_system.service_requests', 'integration.events', 'integration.sync_logs',
+  ARRAY['source_system.service_requests', 'integration.events', 'integration.sync_logs', 'integration.deliveries',
         'operational.operation_cases', 'operational.case_status_history', 'operational.sla_breaches',
         'canonical.business_objects', 'canonical.lineage_records'],
   'every lifecycle table carries submission_id');
@@ -39,7 +39,8 @@ SELECT bag_eq(
         'operational.case_status_history', 'canonical.status_map', 'canonical.business_objects',
         'canonical.lineage_records', 'document_repo.documents', 'operational.case_statuses',
         'operational.status_transitions', 'operational.sla_policies', 'operational.sla_breaches',
-        'enterprise_lab.deleted_config_rows', 'dashboard.status_count_slots'],
+        'enterprise_lab.deleted_config_rows', 'operational.role_teams', 'integration.subscriptions',
+        'integration.subscription_secrets', 'integration.deliveries', 'dashboard.status_count_slots'],
   'user tables are registered with pg_extension_config_dump');
 
 SELECT ok((SELECT bool_and(short_desc IS NOT NULL AND short_desc <> '') FROM pg_settings

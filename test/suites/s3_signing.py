@@ -14,6 +14,7 @@ and DELETE, each request verified by the proxy in front of s3rver.
 import datetime
 import json
 import os
+import pwd
 import random
 import subprocess
 import sys
@@ -128,11 +129,20 @@ def expected_header(config, case):
     return url, request.headers['Authorization']
 
 
+def secret_file(secret):
+    """The extension reads the secret key from a file only the server's user reads."""
+    path = os.path.join(os.environ['EL_TEST_WORK'], 'signing-secret-%s' % secret.encode().hex()[:32])
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as f:
+        f.write(secret)
+    os.chown(path, pwd.getpwnam('postgres').pw_uid, -1)
+    return '@' + path
+
+
 def settings_sql(config):
     return ''.join('SET enterprise_lab.%s = %s;\n' % (name, literal(str(value)))
                    for name, value in [('s3_endpoint', config['endpoint']), ('s3_bucket', config['bucket']),
                                        ('s3_region', config['region']), ('s3_access_key', config['access_key']),
-                                       ('s3_secret_key', config['secret_key']),
+                                       ('s3_secret_key', secret_file(config['secret_key'])),
                                        ('s3_path_style', 'on' if config['path_style'] else 'off')])
 
 
