@@ -247,6 +247,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = el_shmem_startup;
 	el_delivery_shmem_init();
+	el_throughput_init();
 
 	el_register_launcher();
 	el_open_listen_socket();

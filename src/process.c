@@ -448,6 +448,7 @@ el_process_batch(int max_events, ElBatchResult *result)
 			elog(ERROR, "enterprise_lab: completing %d events updated " UINT64_FORMAT " rows",
 				 ndone, SPI_processed);
 		el_enqueue_deliveries(arr);
+		el_throughput_note_completed(ndone);
 	}
 	result->completed = ndone;
 }

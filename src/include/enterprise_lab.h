@@ -57,6 +57,10 @@ typedef struct ElBatchResult
 /* process.c: the shared core, used by SQL callers and by the workers */
 extern void el_process_batch(int max_events, ElBatchResult *result);
 
+/* throughput.c: completions per second in shared memory */
+extern void el_throughput_init(void);
+extern void el_throughput_note_completed(int n);
+
 /* handlers.c: built-in handlers, applied set-based to a chunk of events */
 extern bool el_is_builtin_event_type(const char *event_type);
 extern void el_apply_chunk(Datum *event_ids, char **event_types, int n);

@@ -37,6 +37,18 @@
 #endif
 
 /*
+ * This backend's slot among the running processes, unique while it runs:
+ * MyProcNumber from 17 on, MyBackendId before.
+ */
+#if PG_VERSION_NUM >= 170000
+#include "storage/procnumber.h"
+#define el_my_proc_number() ((int) MyProcNumber)
+#else
+#include "storage/backendid.h"
+#define el_my_proc_number() ((int) MyBackendId)
+#endif
+
+/*
  * EXECUTE privilege on a function.  PostgreSQL 16 replaced the per-catalog
  * pg_*_aclcheck() functions by object_aclcheck().
  */

@@ -28,7 +28,9 @@ CREATE TABLE intake.submissions (
   CONSTRAINT submissions_agreement_of_customer
     FOREIGN KEY (agreement_id, customer_id) REFERENCES reference.agreements (id, customer_id)
 );
-CREATE INDEX submissions_submitted_at_idx ON intake.submissions (submitted_at DESC);
+-- The submission list's order exactly, so its first page reads one page
+-- of entries even when a bulk load gave many rows the same submitted_at.
+CREATE INDEX submissions_submitted_at_idx ON intake.submissions (submitted_at DESC, id);
 CREATE INDEX submissions_customer_idx ON intake.submissions (customer_id);
 COMMENT ON TABLE intake.submissions IS
   'Raw intake requests. Inserting one creates its source_system.service_requests row in the same transaction.';

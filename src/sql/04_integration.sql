@@ -35,6 +35,17 @@ CREATE INDEX events_unfinished_idx ON integration.events (submission_id, seq)
 -- Every index here is paid for by every event's completion (a status
 -- change touches the partial indexes), so there are no more of them.
 
+-- Completing an event is never a HOT update (status is in the partial
+-- indexes' predicates), so the claim's indexes keep an entry for every
+-- event completed since the last vacuum, and the claim walks over them.
+-- Vacuum by the number of dead rows, not by a fraction of a table that
+-- only grows, and always clean the indexes (by default a vacuum that finds
+-- few dead rows skips them, which is exactly where the dead entries are).
+ALTER TABLE integration.events SET (
+  autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 20000,
+  autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 20000,
+  vacuum_index_cleanup = on);
+
 COMMENT ON TABLE integration.events IS
   'Integration events (transactional outbox). Processed in seq order per submission by integration.process_events() and the workers.';
 COMMENT ON COLUMN integration.events.submission_id IS

@@ -60,26 +60,5 @@ SELECT e.seq,
   LEFT JOIN source_system.service_requests r ON r.submission_id = e.submission_id;
 COMMENT ON VIEW dashboard.event_flow IS 'Events with their request number, status and commit-to-processed latency.';
 
-CREATE VIEW dashboard.status_counts AS
-SELECT 'source_system' AS layer, lifecycle_status AS status, count(*) AS count
-  FROM source_system.service_requests GROUP BY lifecycle_status
-UNION ALL
-SELECT 'integration', status, count(*) FROM integration.events GROUP BY status
-UNION ALL
-SELECT 'operational', processing_status, count(*) FROM operational.operation_cases GROUP BY processing_status
-UNION ALL
-SELECT 'canonical', lifecycle_status, count(*) FROM canonical.business_objects GROUP BY lifecycle_status;
-COMMENT ON VIEW dashboard.status_counts IS 'Row counts per status in each layer.';
-
-CREATE VIEW dashboard.processing_metrics AS
-SELECT (SELECT count(*) FROM integration.events WHERE status IN ('pending', 'failed')) AS pending_events,
-       (SELECT count(*) FROM integration.events WHERE status = 'failed') AS retrying_events,
-       (SELECT count(*) FROM integration.events WHERE status = 'dead_letter') AS dead_letters,
-       (SELECT extract(epoch FROM now() - min(created_at))
-          FROM integration.events WHERE status IN ('pending', 'failed')) AS oldest_pending_age_seconds,
-       (SELECT count(*) FROM integration.events
-         WHERE status = 'completed' AND processed_at > now() - interval '1 minute') AS completed_last_minute,
-       (SELECT count(*) FROM integration.held_submissions) AS held_submissions,
-       (SELECT count(*) FROM integration.worker_status) AS workers_running;
-COMMENT ON VIEW dashboard.processing_metrics IS
-  'Queue health: pending and retrying events, dead letters, lag (oldest pending age), throughput, workers.';
+-- dashboard.status_counts and dashboard.processing_metrics read the
+-- maintained counts: src/sql/21_counts.sql.

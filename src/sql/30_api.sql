@@ -355,8 +355,15 @@ DECLARE
   total bigint;
   items jsonb;
 BEGIN
-  EXECUTE 'SELECT count(*) FROM dashboard.submission_lifecycle l WHERE ' || filter
-     INTO total USING v_status, v_team, v_q, emails;
+  IF v_status IS NULL AND v_team IS NULL AND v_q IS NULL THEN
+    -- The unfiltered total is the maintained count: the list's refresh
+    -- does not count every submission.
+    SELECT coalesce(sum(c.count), 0) INTO total
+      FROM dashboard.status_count_slots c WHERE c.layer = 'intake';
+  ELSE
+    EXECUTE 'SELECT count(*) FROM dashboard.submission_lifecycle l WHERE ' || filter
+       INTO total USING v_status, v_team, v_q, emails;
+  END IF;
   EXECUTE $q$
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'submission_id', l.submission_id,
@@ -545,13 +552,16 @@ BEGIN
     'status_counts', coalesce((SELECT jsonb_agg(to_jsonb(c) ORDER BY c.layer, c.status)
                                  FROM dashboard.status_counts c), '[]'),
     'processing', (SELECT to_jsonb(m) FROM dashboard.processing_metrics m),
+    -- The longest held first, at most 100 (processing.held_submissions
+    -- says how many there are).
     'held_submissions', coalesce((SELECT jsonb_agg(to_jsonb(h) ORDER BY h.held_since)
-                                    FROM integration.held_submissions h), '[]'),
+                                    FROM (SELECT * FROM integration.held_submissions
+                                           ORDER BY held_since LIMIT 100) h), '[]'),
     'workers', coalesce((SELECT jsonb_agg(to_jsonb(w) ORDER BY w.worker)
                            FROM integration.worker_status w), '[]'));
 END $$;
 COMMENT ON FUNCTION api.metrics(jsonb) IS
-  'Counts per status per layer, queue health (pending, retrying, dead letters, lag, throughput), held submissions and worker status. Body: {}.';
+  'Counts per status per layer, queue health (pending, retrying, dead letters, lag, throughput), the 100 longest-held submissions and worker status. Body: {}.';
 
 
 CREATE FUNCTION api.health(jsonb DEFAULT '{}') RETURNS jsonb

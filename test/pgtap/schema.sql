@@ -40,7 +40,7 @@ SELECT bag_eq(
         'canonical.lineage_records', 'document_repo.documents', 'operational.case_statuses',
         'operational.status_transitions', 'operational.sla_policies', 'operational.sla_breaches',
         'enterprise_lab.deleted_config_rows', 'operational.role_teams', 'integration.subscriptions',
-        'integration.subscription_secrets', 'integration.deliveries'],
+        'integration.subscription_secrets', 'integration.deliveries', 'dashboard.status_count_slots'],
   'user tables are registered with pg_extension_config_dump');
 
 SELECT ok((SELECT bool_and(short_desc IS NOT NULL AND short_desc <> '') FROM pg_settings
