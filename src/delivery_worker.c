@@ -119,6 +119,9 @@ typedef struct ElDelivery
 	char		refused_why[128];
 	char		errbuf[CURL_ERROR_SIZE];
 	CURLcode	result;
+	long		timeout_ms;		/* the request's own time limit */
+	TimestampTz lease_ends;		/* no later than the lease the database holds */
+	bool		in_multi;		/* handed to curl */
 } ElDelivery;
 
 /* The multi handle and the sockets libcurl asked us to watch. */
@@ -141,9 +144,19 @@ static bool sockets_overflow = false;
 static long curl_timeout_ms = -1;	/* from the timer callback; -1: none */
 static TimestampTz curl_timeout_set_at = 0;
 
+/*
+ * Leased deliveries wait in a queue of our own and are handed to curl only
+ * while it has a connection free: newer libcurl counts the time a transfer
+ * waits for a connection in its timeout, so a queue inside curl would time
+ * requests out that were never sent.
+ */
+#define EL_DELIVERIES_HELD_MAX 10000	/* the largest enterprise_lab.delivery_batch_size */
+static ElDelivery **waiting = NULL;	/* leased, prepared, not yet with curl (a ring) */
+static int	nwaiting = 0;
+static int	waiting_first = 0;
 static ElDelivery **flight = NULL;	/* deliveries handed to curl */
 static int	nflight = 0;
-static int	max_flight = 0;
+static int	max_flight = 0;			/* leased and held here at most */
 static ElDelivery **done = NULL;	/* answered, not yet recorded */
 static int	ndone = 0;
 
@@ -554,7 +567,8 @@ el_delivery_add(ElDelivery *d, char *secret, Datum header_lines, bool lines_null
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "enterprise_lab-webhooks");
 	/* The lease must outlast the request, or it would be sent twice. */
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) Min(timeout_ms, el_delivery_lease_ms - 1000));
+	d->timeout_ms = (long) Min(timeout_ms, el_delivery_lease_ms - 1000);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, d->timeout_ms);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) Min(timeout_ms, 10000));
 	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, el_curl_opensocket_cb);
 	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, d);
@@ -564,14 +578,36 @@ el_delivery_add(ElDelivery *d, char *secret, Datum header_lines, bool lines_null
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, d);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, d->errbuf);
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, d);
-	if (curl_multi_add_handle(multi, easy) != CURLM_OK)
+	waiting[(waiting_first + nwaiting++) % EL_DELIVERIES_HELD_MAX] = d;
+}
+
+/*
+ * Hand waiting deliveries to curl while it has a connection free.  One
+ * whose lease would end before its request could time out is dropped
+ * unsent: it is due again when its lease ends, and nothing is recorded.
+ */
+static void el_delivery_free(ElDelivery *d);
+
+static void
+el_start_waiting(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	while (nwaiting > 0 && nflight < el_delivery_max_connections)
 	{
-		d->result = CURLE_FAILED_INIT;
-		snprintf(d->errbuf, sizeof(d->errbuf), "could not start the request");
-		done[ndone++] = d;
-		return;
+		ElDelivery *d = waiting[waiting_first];
+
+		waiting_first = (waiting_first + 1) % EL_DELIVERIES_HELD_MAX;
+		nwaiting--;
+		if (TimestampDifferenceExceeds(now, d->lease_ends, (int) d->timeout_ms) &&
+			curl_multi_add_handle(multi, d->easy) == CURLM_OK)
+		{
+			d->in_multi = true;
+			flight[nflight++] = d;
+		}
+		else
+			el_delivery_free(d);
 	}
-	flight[nflight++] = d;
 }
 
 static void
@@ -662,6 +698,8 @@ el_claim(int room)
 	int			n;
 	Interval   *lease;
 
+	TimestampTz lease_ends = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), el_delivery_lease_ms);
+
 	if (!el_begin("enterprise_lab: leasing deliveries"))
 		return -1;
 	el_keep_plans();
@@ -693,6 +731,7 @@ el_claim(int room)
 		timeout_ms = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		d->body = MemoryContextStrdup(delivery_cxt, SPI_getvalue(tup, desc, 7));
 		d->body_len = strlen(d->body);
+		d->lease_ends = lease_ends;
 		el_delivery_add(d, secret, lines, lines_null, timeout_ms);
 		explicit_bzero(secret, strlen(secret));
 	}
@@ -706,7 +745,8 @@ el_delivery_free(ElDelivery *d)
 {
 	if (d->easy)
 	{
-		curl_multi_remove_handle(multi, d->easy);
+		if (d->in_multi)
+			curl_multi_remove_handle(multi, d->easy);
 		curl_easy_cleanup(d->easy);
 	}
 	curl_slist_free_all(d->headers);
@@ -971,7 +1011,8 @@ el_delivery_worker_main(Datum arg)
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "enterprise_lab delivery loop",
 									 ALLOCSET_DEFAULT_SIZES);
 	max_flight = el_delivery_batch_size;
-	flight = MemoryContextAlloc(TopMemoryContext, sizeof(ElDelivery *) * 10000);
+	waiting = MemoryContextAlloc(TopMemoryContext, sizeof(ElDelivery *) * EL_DELIVERIES_HELD_MAX);
+	flight = MemoryContextAlloc(TopMemoryContext, sizeof(ElDelivery *) * EL_DELIVERIES_HELD_MAX);
 	done = MemoryContextAlloc(TopMemoryContext, sizeof(ElDelivery *) * 10000);
 	max_sockets = el_delivery_max_connections * 4 + 16;
 	sockets = MemoryContextAlloc(TopMemoryContext, sizeof(ElSocket) * max_sockets);
@@ -1020,21 +1061,21 @@ el_delivery_worker_main(Datum arg)
 			now = GetCurrentTimestamp();
 			if (TimestampDifferenceExceeds(last_claim, now, el_naptime_ms))
 				claim_wanted = true;
-			if (claim_wanted && nflight < max_flight &&
+			if (claim_wanted && nflight + nwaiting < max_flight &&
 				(consecutive_errors == 0 || TimestampDifferenceExceeds(last_claim, now, 1000 << Min(consecutive_errors, 6))))
 			{
 				int			n;
 
 				claim_wanted = false;
 				last_claim = now;
-				n = el_claim(max_flight - nflight);
+				n = el_claim(max_flight - nflight - nwaiting);
 				if (n < 0 && !reported_missing)
 					ereport(LOG,
 							(errmsg("enterprise_lab: extension \"enterprise_lab\" 0.3.0 or later is not installed in database \"%s\"; the delivery worker waits",
 									el_database)));
 				reported_missing = n < 0;
 				/* A full lease may have left more behind. */
-				if (n > 0 && n == max_flight - nflight)
+				if (n > 0 && nflight + nwaiting >= max_flight)
 					claim_wanted = true;
 			}
 			consecutive_errors = 0;
@@ -1056,10 +1097,11 @@ el_delivery_worker_main(Datum arg)
 		MemoryContextReset(loop_cxt);
 
 		SpinLockAcquire(&delivery_shared->mutex);
-		delivery_shared->in_flight = nflight;
+		delivery_shared->in_flight = nflight + nwaiting;
 		SpinLockRelease(&delivery_shared->mutex);
 
-		/* Requests added above: let curl start them. */
+		/* Requests leased above: let curl start as many as it has connections for. */
+		el_start_waiting();
 		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
 		el_collect_finished();
 		if (ndone > 0)
@@ -1067,7 +1109,7 @@ el_delivery_worker_main(Datum arg)
 
 		/* Wait for curl's sockets, its timer, the latch, or the nap. */
 		wait_ms = el_naptime_ms;
-		if (claim_wanted && nflight < max_flight)
+		if (claim_wanted && nflight + nwaiting < max_flight)
 			wait_ms = 0;
 		if (curl_timeout_ms >= 0)
 		{
