@@ -20,7 +20,7 @@ BEGIN
   TRUNCATE intake.submissions, source_system.service_requests, integration.events,
            integration.sync_logs, operational.operation_cases, operational.case_status_history,
            operational.sla_breaches, canonical.business_objects, canonical.lineage_records,
-           document_repo.documents CASCADE;
+           document_repo.documents, integration.deliveries CASCADE;
   PERFORM setval('source_system.request_number_seq', 1, false);
   IF objects > 0 THEN
     -- The bucket is not emptied here: deleting objects cannot be undone if
