@@ -12,6 +12,7 @@
 EL_TREE=${EL_TREE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 EL_CACHE_DIR=${EL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/enterprise_lab}
 EL_MIRROR=${EL_MIRROR:-http://deb.debian.org/debian}
+source "$EL_TREE/scripts/citus.sh"
 
 el_chroot_suite() {
   case $1 in
@@ -50,7 +51,7 @@ el_chroot_exec() {
     mount -t proc proc "$root/proc" && mount -t sysfs sys "$root/sys" &&
     mount --rbind /dev "$root/dev" || exit 1
     cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null
-    exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb CI="${CI:-}" \
+    exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb CI="${CI:-}" EL_CITUS="${EL_CITUS:-}" \
       PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"' _ "$root" "$@"
 }
 
@@ -100,7 +101,9 @@ el_chroot_prepare() {
 }
 
 # el_chroot_run MAJOR WORKDIR CMD...: unpack a fresh chroot of MAJOR into
-# WORKDIR, copy this tree to /src in it, and run CMD in /src.
+# WORKDIR, copy this tree to /src in it, and run CMD in /src.  Where Citus
+# is built for MAJOR (scripts/citus.sh) it is installed in the chroot too;
+# EL_CITUS tells CMD whether it is, or why not.
 el_chroot_run() {
   local major=$1 work=$2; shift 2
   el_chroot_prepare "$major" || return 1
@@ -108,5 +111,7 @@ el_chroot_run() {
   zstd -q -d -c "$(el_chroot_tarball "$major")" | tar -C "$work" -xf - || return 1
   chmod 755 "$work"
   el_copy_tree "$work/src"
+  if el_citus_prepare "$major"; then el_citus_unpack "$major" "$work" || EL_CITUS="the Citus build could not be unpacked"; fi
+  export EL_CITUS
   el_chroot_exec "$work" /bin/bash -c 'cd /src && exec "$@"' _ "$@"
 }

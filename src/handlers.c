@@ -55,7 +55,7 @@ static const char *const request_case_sql =
 "    FROM integration.events e"
 "    JOIN source_system.service_requests r ON r.id = e.aggregate_id"
 "   WHERE e.id = ANY ($1)"
-"  ON CONFLICT (service_request_id) DO NOTHING"
+"  ON CONFLICT (service_request_id, submission_id) DO NOTHING"
 "  RETURNING c.id, c.submission_id)"
 "INSERT INTO operational.case_status_history"
 "       (submission_id, case_id, previous_status, new_status, changed_by, change_reason)"
@@ -86,7 +86,7 @@ static const char *const request_canonical_sql =
 "  LEFT JOIN reference.agreements ag ON ag.id = r.agreement_id"
 "  JOIN canonical.status_map sm ON sm.operational_status = 'open'"
 " WHERE e.id = ANY ($1)"
-"ON CONFLICT (source_system, source_reference) DO NOTHING";
+"ON CONFLICT (source_system, source_reference, submission_id) DO NOTHING";
 
 /* RequestCreated: lineage edges and the success sync log. */
 static const char *const request_lineage_sql =
@@ -109,7 +109,7 @@ static const char *const request_lineage_sql =
 "         ('service_request', ev.request_id, 'operation_case', ev.case_id, 'synchronized_to'),"
 "         ('operation_case', ev.case_id, 'business_object', ev.object_id, 'normalized_to'))"
 "         AS x(from_type, from_id, to_type, to_id, relationship)"
-"  ON CONFLICT (from_id, to_id, relationship) DO NOTHING)"
+"  ON CONFLICT (from_id, to_id, relationship, submission_id) DO NOTHING)"
 "INSERT INTO integration.sync_logs"
 "       (submission_id, event_id, event_type, action, outcome, message, details, attempt)"
 "SELECT ev.submission_id, ev.event_id, 'RequestCreated', 'request_integrated', 'success',"

@@ -7,9 +7,9 @@ COMMENT ON SCHEMA source_system IS 'The system of record for service requests.';
 CREATE SEQUENCE source_system.request_number_seq;
 
 CREATE TABLE source_system.service_requests (
-  id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  id                uuid NOT NULL DEFAULT gen_random_uuid(),
   submission_id     uuid NOT NULL UNIQUE REFERENCES intake.submissions (id),
-  request_number    text NOT NULL UNIQUE,
+  request_number    text NOT NULL,
   source_system     text NOT NULL DEFAULT 'intake_portal',
   request_type_code text NOT NULL REFERENCES reference.request_types (code),
   priority_code     text NOT NULL REFERENCES reference.priorities (code),
@@ -21,7 +21,11 @@ CREATE TABLE source_system.service_requests (
                     CONSTRAINT service_requests_lifecycle_status_valid CHECK (lifecycle_status IN ('received', 'integrated', 'failed')),
   created_at        timestamptz NOT NULL DEFAULT now(),
   integrated_at     timestamptz,
-  updated_at        timestamptz NOT NULL DEFAULT now()
+  updated_at        timestamptz NOT NULL DEFAULT now(),
+  -- Every key carries the root key, second so that look-ups by the first
+  -- column keep their index (docs/architecture.md, Scale-out).
+  CONSTRAINT service_requests_pkey PRIMARY KEY (id, submission_id),
+  CONSTRAINT service_requests_request_number_key UNIQUE (request_number, submission_id)
 ) WITH (fillfactor = 85);  -- room for HOT updates when the request is integrated
 COMMENT ON TABLE source_system.service_requests IS
   'Service requests; lifecycle_status is received until the worker integrates the request (integrated), or failed when its event is dead-lettered.';

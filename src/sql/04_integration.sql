@@ -7,8 +7,8 @@ COMMENT ON SCHEMA integration IS 'Integration events (the outbox), their process
 CREATE SEQUENCE integration.event_seq;
 
 CREATE TABLE integration.events (
-  id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  seq             bigint NOT NULL UNIQUE DEFAULT nextval('integration.event_seq'),
+  id              uuid NOT NULL DEFAULT gen_random_uuid(),
+  seq             bigint NOT NULL DEFAULT nextval('integration.event_seq'),
   submission_id   uuid NOT NULL,
   event_type      text NOT NULL CONSTRAINT events_event_type_format CHECK (event_type ~ '^[A-Za-z][A-Za-z0-9_.]{0,99}$'),
   source_system   text NOT NULL,
@@ -23,6 +23,8 @@ CREATE TABLE integration.events (
   idempotency_key text,
   created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
   processed_at    timestamptz,
+  CONSTRAINT events_pkey PRIMARY KEY (id, submission_id),
+  CONSTRAINT events_seq_key UNIQUE (seq, submission_id),
   CONSTRAINT events_idempotency_key_unique UNIQUE (submission_id, idempotency_key)
 );
 -- The claim walks this index oldest first.
@@ -64,7 +66,7 @@ CREATE TRIGGER events_wake_workers AFTER INSERT ON integration.events
 CREATE SEQUENCE integration.sync_log_seq;
 
 CREATE TABLE integration.sync_logs (
-  id            bigint PRIMARY KEY DEFAULT nextval('integration.sync_log_seq'),
+  id            bigint NOT NULL DEFAULT nextval('integration.sync_log_seq'),
   submission_id uuid NOT NULL,
   event_id      uuid,
   event_type    text NOT NULL,
@@ -73,7 +75,8 @@ CREATE TABLE integration.sync_logs (
   message       text NOT NULL,
   details       jsonb NOT NULL DEFAULT '{}',
   attempt       integer,
-  created_at    timestamptz NOT NULL DEFAULT clock_timestamp()
+  created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  CONSTRAINT sync_logs_pkey PRIMARY KEY (id, submission_id)
 );
 CREATE INDEX sync_logs_submission_idx ON integration.sync_logs (submission_id, id);
 CREATE INDEX sync_logs_event_idx ON integration.sync_logs (event_id);

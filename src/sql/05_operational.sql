@@ -37,14 +37,14 @@ CREATE TRIGGER status_transitions_10_user_modified BEFORE UPDATE ON operational.
   FOR EACH ROW EXECUTE FUNCTION enterprise_lab.mark_user_modified();
 
 CREATE TABLE operational.operation_cases (
-  id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  id                 uuid NOT NULL DEFAULT gen_random_uuid(),
   submission_id      uuid NOT NULL,
   -- Written only by the RequestCreated handler, from the joined request
   -- row.  No foreign key: its check is a query per row whose plan a
   -- long-lived worker caches while the table is small (a sequential scan),
   -- and it would then scan the whole table for every new case.
-  service_request_id uuid NOT NULL UNIQUE,
-  external_reference text NOT NULL UNIQUE,
+  service_request_id uuid NOT NULL,
+  external_reference text NOT NULL,
   request_type_code  text NOT NULL,
   priority_code      text NOT NULL,
   team_code          text NOT NULL,
@@ -58,7 +58,10 @@ CREATE TABLE operational.operation_cases (
                      CONSTRAINT operation_cases_status_change_reason_length CHECK (length(status_change_reason) <= 1000),
   opened_at          timestamptz NOT NULL DEFAULT now(),
   status_changed_at  timestamptz NOT NULL DEFAULT now(),
-  updated_at         timestamptz NOT NULL DEFAULT now()
+  updated_at         timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT operation_cases_pkey PRIMARY KEY (id, submission_id),
+  CONSTRAINT operation_cases_service_request_id_key UNIQUE (service_request_id, submission_id),
+  CONSTRAINT operation_cases_external_reference_key UNIQUE (external_reference, submission_id)
 );
 CREATE INDEX operation_cases_team_status_idx ON operational.operation_cases (team_code, processing_status);
 COMMENT ON TABLE operational.operation_cases IS
@@ -67,7 +70,7 @@ COMMENT ON TABLE operational.operation_cases IS
 CREATE SEQUENCE operational.case_status_history_seq;
 
 CREATE TABLE operational.case_status_history (
-  id              bigint PRIMARY KEY DEFAULT nextval('operational.case_status_history_seq'),
+  id              bigint NOT NULL DEFAULT nextval('operational.case_status_history_seq'),
   submission_id   uuid NOT NULL,
   case_id         uuid NOT NULL,  -- written with its case (no foreign key: see service_request_id above)
   previous_status text,
@@ -77,7 +80,8 @@ CREATE TABLE operational.case_status_history (
                   CHECK (enterprise_lab.has_visible_text(changed_by) AND length(changed_by) <= 200),
   change_reason   text
                   CONSTRAINT case_status_history_change_reason_length CHECK (length(change_reason) <= 1000),
-  changed_at      timestamptz NOT NULL DEFAULT clock_timestamp()
+  changed_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  CONSTRAINT case_status_history_pkey PRIMARY KEY (id, submission_id)
 );
 CREATE INDEX case_status_history_case_idx ON operational.case_status_history (case_id, id);
 COMMENT ON TABLE operational.case_status_history IS 'Every status a case has had: previous, new, by whom, why, when.';

@@ -19,7 +19,7 @@ CREATE TRIGGER status_map_10_user_modified BEFORE UPDATE ON canonical.status_map
   FOR EACH ROW EXECUTE FUNCTION enterprise_lab.mark_user_modified();
 
 CREATE TABLE canonical.business_objects (
-  id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  id                 uuid NOT NULL DEFAULT gen_random_uuid(),
   submission_id      uuid NOT NULL,
   object_type        text NOT NULL,
   source_system      text NOT NULL,
@@ -30,7 +30,8 @@ CREATE TABLE canonical.business_objects (
   last_event_seq     bigint NOT NULL,
   created_at         timestamptz NOT NULL DEFAULT now(),
   updated_at         timestamptz NOT NULL DEFAULT now(),
-  CONSTRAINT business_objects_source_unique UNIQUE (source_system, source_reference),
+  CONSTRAINT business_objects_pkey PRIMARY KEY (id, submission_id),
+  CONSTRAINT business_objects_source_unique UNIQUE (source_system, source_reference, submission_id),
   CONSTRAINT business_objects_submission_unique UNIQUE (submission_id, object_type)
 );
 COMMENT ON TABLE canonical.business_objects IS
@@ -47,8 +48,9 @@ CREATE TABLE canonical.lineage_records (
   relationship  text NOT NULL,
   event_id      uuid,
   created_at    timestamptz NOT NULL DEFAULT now(),
-  -- Record ids are uuids, unique across types, so the edge is (from, to, relationship).
-  CONSTRAINT lineage_records_pkey PRIMARY KEY (from_id, to_id, relationship)
+  -- Record ids are uuids, unique across types, so the edge is (from, to,
+  -- relationship), with the root key that every key carries.
+  CONSTRAINT lineage_records_pkey PRIMARY KEY (from_id, to_id, relationship, submission_id)
 );
 CREATE INDEX lineage_records_submission_idx ON canonical.lineage_records (submission_id);
 COMMENT ON TABLE canonical.lineage_records IS

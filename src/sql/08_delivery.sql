@@ -50,7 +50,7 @@ COMMENT ON TABLE integration.subscription_secrets IS
   'Standard Webhooks signing secrets (whsec_ + base64 of 24 to 64 random bytes). Readable by superusers and lab_admin only.';
 
 CREATE TABLE integration.deliveries (
-  id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  id               uuid NOT NULL DEFAULT gen_random_uuid(),
   subscription_id  uuid NOT NULL REFERENCES integration.subscriptions (id) ON DELETE CASCADE,
   event_id         uuid NOT NULL,
   event_seq        bigint NOT NULL,
@@ -71,7 +71,8 @@ CREATE TABLE integration.deliveries (
   last_attempt_at  timestamptz,
   delivered_at     timestamptz,
   last_duration_ms double precision,
-  CONSTRAINT deliveries_once_per_event UNIQUE (subscription_id, event_id),
+  CONSTRAINT deliveries_pkey PRIMARY KEY (id, submission_id),
+  CONSTRAINT deliveries_once_per_event UNIQUE (subscription_id, event_id, submission_id),
   CONSTRAINT deliveries_in_flight_leased CHECK ((status = 'in_flight') = (lease_until IS NOT NULL))
 );
 -- The claim walks the unfinished deliveries oldest first.

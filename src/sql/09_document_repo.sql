@@ -8,9 +8,9 @@ COMMENT ON SCHEMA document_repo IS
   'Supporting documents: validated uploads to an S3 bucket, metadata, checksummed downloads, presigned URLs, reconciliation.';
 
 CREATE TABLE document_repo.documents (
-  id                    uuid PRIMARY KEY,
+  id                    uuid NOT NULL,
   submission_id         uuid NOT NULL REFERENCES intake.submissions (id),
-  service_request_id    uuid NOT NULL REFERENCES source_system.service_requests (id),
+  service_request_id    uuid NOT NULL,
   document_type         text NOT NULL DEFAULT 'supporting_document'
                         CONSTRAINT documents_document_type_valid CHECK (document_type ~ '^[a-z][a-z0-9_]{0,62}$'),
   original_file_name    text NOT NULL
@@ -32,8 +32,11 @@ CREATE TABLE document_repo.documents (
   uploaded_by           text NOT NULL,
   uploaded_at           timestamptz NOT NULL DEFAULT now(),
   updated_at            timestamptz NOT NULL DEFAULT now(),
-  -- The key contains the submission id, so adding it (Citus) changes nothing.
-  CONSTRAINT documents_object_unique UNIQUE (bucket, object_key)
+  CONSTRAINT documents_pkey PRIMARY KEY (id, submission_id),
+  CONSTRAINT documents_service_request_id_fkey FOREIGN KEY (service_request_id, submission_id)
+    REFERENCES source_system.service_requests (id, submission_id),
+  -- The key contains the submission id, so adding it changes nothing.
+  CONSTRAINT documents_object_unique UNIQUE (bucket, object_key, submission_id)
 );
 CREATE INDEX documents_submission_idx ON document_repo.documents (submission_id);
 COMMENT ON TABLE document_repo.documents IS

@@ -24,16 +24,19 @@ CREATE TRIGGER sla_policies_10_user_modified BEFORE UPDATE ON operational.sla_po
   FOR EACH ROW EXECUTE FUNCTION enterprise_lab.mark_user_modified();
 
 CREATE TABLE operational.sla_breaches (
-  id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  id            uuid NOT NULL DEFAULT gen_random_uuid(),
   submission_id uuid NOT NULL,
-  case_id       uuid NOT NULL REFERENCES operational.operation_cases (id),
+  case_id       uuid NOT NULL,
   priority_code text NOT NULL,
   case_status   text NOT NULL,
   opened_at     timestamptz NOT NULL,
   deadline      timestamptz NOT NULL,
   detected_at   timestamptz NOT NULL DEFAULT now(),
   event_id      uuid,
-  CONSTRAINT sla_breaches_once_per_case UNIQUE (case_id)
+  CONSTRAINT sla_breaches_pkey PRIMARY KEY (id, submission_id),
+  CONSTRAINT sla_breaches_case_id_fkey FOREIGN KEY (case_id, submission_id)
+    REFERENCES operational.operation_cases (id, submission_id),
+  CONSTRAINT sla_breaches_once_per_case UNIQUE (case_id, submission_id)
 );
 CREATE INDEX sla_breaches_submission_idx ON operational.sla_breaches (submission_id);
 COMMENT ON TABLE operational.sla_breaches IS

@@ -59,7 +59,7 @@ SELECT throws_ok($$UPDATE operational.sla_policies SET resolution_time = interva
 SELECT throws_ok($$INSERT INTO reference.priorities (code, name, rank) VALUES ('high', 'High again', 99)$$,
   '23505', NULL, 'a second row with a seed key is refused outside a restore');
 
-SELECT col_is_unique('operational', 'sla_breaches', ARRAY['case_id'], 'a case breaches its SLA at most once');
+SELECT col_is_unique('operational', 'sla_breaches', ARRAY['case_id', 'submission_id'], 'a case breaches its SLA at most once');
 SELECT results_eq(
   $$SELECT handler::text FROM integration.event_handlers WHERE event_type = 'OperationalCaseSlaBreached'$$,
   $$VALUES ('canonical.record_sla_breach(integration.events)')$$,

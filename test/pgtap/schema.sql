@@ -2,20 +2,24 @@
 -- idempotent, what pg_dump keeps, and the settings users see.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS enterprise_lab;
-SELECT plan(29);
+SELECT plan(31);
 
 SELECT has_schema(s) FROM unnest(ARRAY['reference', 'intake', 'source_system', 'integration',
                                         'operational', 'canonical', 'dashboard', 'enterprise_lab']) s;
 
 SELECT col_is_unique('source_system', 'service_requests', 'submission_id', 'one service request per submission');
-SELECT col_is_unique('source_system', 'service_requests', 'request_number', 'request numbers are unique');
-SELECT col_is_unique('operational', 'operation_cases', 'service_request_id', 'one case per service request');
-SELECT col_is_unique('operational', 'operation_cases', 'external_reference', 'case references are unique');
-SELECT col_is_unique('canonical', 'business_objects', ARRAY['source_system', 'source_reference'],
+SELECT col_is_unique('source_system', 'service_requests', ARRAY['request_number', 'submission_id'],
+  'request numbers are unique (with the root key)');
+SELECT col_is_unique('operational', 'operation_cases', ARRAY['service_request_id', 'submission_id'],
+  'one case per service request');
+SELECT col_is_unique('operational', 'operation_cases', ARRAY['external_reference', 'submission_id'],
+  'case references are unique (with the root key)');
+SELECT col_is_unique('canonical', 'business_objects', ARRAY['source_system', 'source_reference', 'submission_id'],
   'one canonical object per source record');
-SELECT col_is_pk('canonical', 'lineage_records', ARRAY['from_id', 'to_id', 'relationship'],
+SELECT col_is_pk('canonical', 'lineage_records', ARRAY['from_id', 'to_id', 'relationship', 'submission_id'],
   'one lineage row per edge');
-SELECT col_is_unique('integration', 'events', 'seq', 'event sequence numbers are unique');
+SELECT col_is_unique('integration', 'events', ARRAY['seq', 'submission_id'],
+  'event sequence numbers are unique (with the root key)');
 SELECT col_is_unique('integration', 'events', ARRAY['submission_id', 'idempotency_key'],
   'idempotency keys are unique per submission');
 
@@ -28,6 +32,22 @@ SELECT bag_eq(
         'operational.operation_cases', 'operational.case_status_history', 'operational.sla_breaches',
         'canonical.business_objects', 'canonical.lineage_records'],
   'every lifecycle table carries submission_id');
+-- Citus keeps a unique key, and a foreign key between distributed tables,
+-- only with the distribution column in it.
+SELECT is_empty(
+  $$ SELECT c.conrelid::regclass::text || ' ' || c.conname
+       FROM pg_constraint c
+      WHERE c.contype IN ('p', 'u', 'f')
+        AND c.conrelid IN (SELECT attrelid FROM pg_attribute
+                            WHERE attname = 'submission_id' AND NOT attisdropped
+                              AND attrelid::regclass::text ~ '^(source_system|integration|operational|canonical|document_repo)\.')
+        AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                         WHERE a.attrelid = c.conrelid AND a.attname = 'submission_id' AND a.attnum = ANY (c.conkey))
+        AND NOT (c.contype = 'f' AND c.confrelid::regclass::text ~ '^(reference|operational\.case_statuses|integration\.subscriptions)') $$,
+  'every primary, unique and foreign key of a lifecycle table includes submission_id (foreign keys to reference data aside)');
+SELECT fk_ok('document_repo', 'documents', ARRAY['service_request_id', 'submission_id'],
+             'source_system', 'service_requests', ARRAY['id', 'submission_id'],
+  'a document belongs to the service request of its own submission');
 
 -- pg_dump keeps every table that holds user data.
 SELECT bag_eq(
