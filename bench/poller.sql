@@ -10,9 +10,9 @@ INSERT INTO operational.operation_cases (submission_id, service_request_id, exte
                                          request_type_code, priority_code, team_code)
 SELECT submission_id, id, 'OC-' || substr(request_number, 4), request_type_code, priority_code, team_code
   FROM source_system.service_requests WHERE id = ':request_id'::uuid
-ON CONFLICT (service_request_id) DO NOTHING;
-INSERT INTO operational.case_status_history (submission_id, case_id, previous_status, new_status, changed_by, change_reason)
-SELECT submission_id, id, NULL, 'open', 'poller', 'case opened from the service request'
+ON CONFLICT (service_request_id, submission_id) DO NOTHING;
+INSERT INTO operational.case_status_history (submission_id, case_id, previous_status, new_status, changed_by, change_reason, team_code)
+SELECT submission_id, id, NULL, 'open', 'poller', 'case opened from the service request', team_code
   FROM operational.operation_cases WHERE service_request_id = ':request_id'::uuid;
 INSERT INTO canonical.business_objects (submission_id, object_type, source_system, source_reference,
                                         canonical_category, lifecycle_status, attributes, last_event_seq)
@@ -20,7 +20,7 @@ SELECT r.submission_id, 'service_request', r.source_system, r.request_number, t.
        jsonb_build_object('request_number', r.request_number), :event_seq
   FROM source_system.service_requests r JOIN reference.request_types t ON t.code = r.request_type_code
  WHERE r.id = ':request_id'::uuid
-ON CONFLICT (source_system, source_reference) DO NOTHING;
+ON CONFLICT (source_system, source_reference, submission_id) DO NOTHING;
 INSERT INTO canonical.lineage_records (submission_id, from_type, from_id, to_type, to_id, relationship, event_id)
 SELECT c.submission_id, 'service_request', c.service_request_id, 'operation_case', c.id, 'synchronized_to', ':event_id'::uuid
   FROM operational.operation_cases c WHERE c.service_request_id = ':request_id'::uuid

@@ -56,10 +56,10 @@ static const char *const request_case_sql =
 "    JOIN source_system.service_requests r ON r.id = e.aggregate_id"
 "   WHERE e.id = ANY ($1)"
 "  ON CONFLICT (service_request_id, submission_id) DO NOTHING"
-"  RETURNING c.id, c.submission_id)"
+"  RETURNING c.id, c.submission_id, c.team_code)"
 "INSERT INTO operational.case_status_history"
-"       (submission_id, case_id, previous_status, new_status, changed_by, change_reason)"
-"SELECT submission_id, id, NULL, 'open', 'enterprise_lab', 'case opened from the service request'"
+"       (submission_id, case_id, previous_status, new_status, changed_by, change_reason, team_code)"
+"SELECT submission_id, id, NULL, 'open', 'enterprise_lab', 'case opened from the service request', team_code"
 "  FROM created";
 
 /* RequestCreated: the canonical business object, in the mapped status. */

@@ -81,6 +81,10 @@ CREATE TABLE operational.case_status_history (
   change_reason   text
                   CONSTRAINT case_status_history_change_reason_length CHECK (length(change_reason) <= 1000),
   changed_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+  -- The case's team (set when the case opens, never changed): who may read
+  -- the row, without a look-up of the case that a policy on a distributed
+  -- table could not make.
+  team_code       text NOT NULL,
   CONSTRAINT case_status_history_pkey PRIMARY KEY (id, submission_id)
 );
 CREATE INDEX case_status_history_case_idx ON operational.case_status_history (case_id, id);
@@ -152,9 +156,9 @@ CREATE FUNCTION operational.record_status_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   INSERT INTO operational.case_status_history
-         (submission_id, case_id, previous_status, new_status, changed_by, change_reason)
+         (submission_id, case_id, previous_status, new_status, changed_by, change_reason, team_code)
   VALUES (NEW.submission_id, NEW.id, OLD.processing_status, NEW.processing_status,
-          NEW.status_changed_by, NEW.status_change_reason);
+          NEW.status_changed_by, NEW.status_change_reason, NEW.team_code);
 
   INSERT INTO integration.events
          (submission_id, event_type, source_system, aggregate_type, aggregate_id, payload)

@@ -179,8 +179,8 @@ SELECT throws_ok(format($$SELECT api.replay_event('{"event_id": "%s"}')$$, :'fai
                  '42501', NULL, 'auditor: cannot replay an event');
 SELECT throws_ok('DELETE FROM integration.sync_logs', '42501', NULL, 'auditor: cannot delete sync logs');
 SELECT throws_ok('UPDATE reference.teams SET name = name', '42501', NULL, 'auditor: cannot update reference data');
-SELECT throws_ok($$INSERT INTO operational.case_status_history (submission_id, case_id, new_status, changed_by)
-                   SELECT submission_id, id, 'completed', 'x' FROM operational.operation_cases LIMIT 1$$,
+SELECT throws_ok($$INSERT INTO operational.case_status_history (submission_id, case_id, new_status, team_code, changed_by)
+                   SELECT submission_id, id, 'completed', team_code, 'x' FROM operational.operation_cases LIMIT 1$$,
                  '42501', NULL, 'auditor: cannot forge history');
 RESET ROLE;
 

@@ -106,14 +106,14 @@ SELECT throws_ok($$ UPDATE operational.operation_cases SET status_changed_by = r
   '23514', NULL, 'operation_cases.status_changed_by over 200 characters violates its constraint');
 SELECT throws_ok($$ UPDATE operational.operation_cases SET status_change_reason = repeat('r', 1001) $$,
   '23514', NULL, 'operation_cases.status_change_reason over 1000 characters violates its constraint');
-SELECT throws_ok(format($$ INSERT INTO operational.case_status_history (submission_id, case_id, new_status, changed_by)
-                           SELECT submission_id, id, 'open', %L FROM operational.operation_cases $$, repeat('x', 201)),
+SELECT throws_ok(format($$ INSERT INTO operational.case_status_history (submission_id, case_id, new_status, team_code, changed_by)
+                           SELECT submission_id, id, 'open', team_code, %L FROM operational.operation_cases $$, repeat('x', 201)),
   '23514', NULL, 'case_status_history.changed_by over 200 characters violates its constraint');
-SELECT throws_ok($$ INSERT INTO operational.case_status_history (submission_id, case_id, new_status, changed_by)
-                    SELECT submission_id, id, 'open', E'\u200b' FROM operational.operation_cases $$,
+SELECT throws_ok($$ INSERT INTO operational.case_status_history (submission_id, case_id, new_status, team_code, changed_by)
+                    SELECT submission_id, id, 'open', team_code, E'\u200b' FROM operational.operation_cases $$,
   '23514', NULL, 'case_status_history.changed_by of invisible characters violates its constraint');
-SELECT throws_ok(format($$ INSERT INTO operational.case_status_history (submission_id, case_id, new_status, changed_by, change_reason)
-                           SELECT submission_id, id, 'open', 'op', %L FROM operational.operation_cases $$, repeat('r', 1001)),
+SELECT throws_ok(format($$ INSERT INTO operational.case_status_history (submission_id, case_id, new_status, team_code, changed_by, change_reason)
+                           SELECT submission_id, id, 'open', team_code, 'op', %L FROM operational.operation_cases $$, repeat('r', 1001)),
   '23514', NULL, 'case_status_history.change_reason over 1000 characters violates its constraint');
 SELECT is((SELECT count(*) FROM operational.case_status_history WHERE previous_status IS NOT NULL), 1::bigint,
   'only the accepted change wrote history');
