@@ -132,7 +132,7 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM reference.request_types WHERE code = NEW.request_type AND active) THEN
     RAISE EXCEPTION 'request_type "%" does not exist', NEW.request_type
       USING ERRCODE = 'invalid_parameter_value', COLUMN = 'request_type',
-            DETAIL = format('Known request types: %s.', (SELECT string_agg(code, ', ' ORDER BY code) FROM reference.request_types WHERE active)),
+            DETAIL = format('Known request types: %s.', (SELECT string_agg(code, ', ' ORDER BY code COLLATE "C") FROM reference.request_types WHERE active)),
             HINT = 'Choose one of reference.request_types.';
   END IF;
 
@@ -146,14 +146,14 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM reference.teams WHERE code = NEW.assigned_team AND active) THEN
     RAISE EXCEPTION 'assigned_team "%" does not exist', NEW.assigned_team
       USING ERRCODE = 'invalid_parameter_value', COLUMN = 'assigned_team',
-            DETAIL = format('Known teams: %s.', (SELECT string_agg(code, ', ' ORDER BY code) FROM reference.teams WHERE active)),
+            DETAIL = format('Known teams: %s.', (SELECT string_agg(code, ', ' ORDER BY code COLLATE "C") FROM reference.teams WHERE active)),
             HINT = 'Choose one of reference.teams.';
   END IF;
 
   IF NOT EXISTS (SELECT 1 FROM reference.intake_methods WHERE code = NEW.intake_method AND active) THEN
     RAISE EXCEPTION 'intake_method "%" does not exist', NEW.intake_method
       USING ERRCODE = 'invalid_parameter_value', COLUMN = 'intake_method',
-            DETAIL = format('Known intake methods: %s.', (SELECT string_agg(code, ', ' ORDER BY code) FROM reference.intake_methods WHERE active)),
+            DETAIL = format('Known intake methods: %s.', (SELECT string_agg(code, ', ' ORDER BY code COLLATE "C") FROM reference.intake_methods WHERE active)),
             HINT = 'Choose one of reference.intake_methods.';
   END IF;
 
@@ -380,7 +380,7 @@ BEGIN
                        ORDER BY t.from_status, t.to_status)
         FROM operational.status_transitions t), '[]'),
     'intake_methods', coalesce((
-      SELECT jsonb_agg(m.code ORDER BY m.code) FROM reference.intake_methods m WHERE m.active), '[]'),
+      SELECT jsonb_agg(m.code ORDER BY m.code COLLATE "C") FROM reference.intake_methods m WHERE m.active), '[]'),
     'document_types', jsonb_build_object(
       'extensions', '["pdf", "txt", "csv", "png", "jpg", "jpeg"]'::jsonb,
       'content_types', '["application/pdf", "text/plain", "text/csv", "image/png", "image/jpeg"]'::jsonb,
@@ -421,7 +421,7 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM reference.intake_methods m WHERE m.code = v_method AND m.active) THEN
     RAISE EXCEPTION '%: intake_method "%" is not known', fn, v_method
       USING ERRCODE = 'invalid_parameter_value', COLUMN = 'intake_method',
-            DETAIL = format('Known intake methods: %s.', (SELECT string_agg(m.code, ', ' ORDER BY m.code)
+            DETAIL = format('Known intake methods: %s.', (SELECT string_agg(m.code, ', ' ORDER BY m.code COLLATE "C")
                                                             FROM reference.intake_methods m WHERE m.active)),
             HINT = 'Choose one of reference.intake_methods.';
   END IF;

@@ -187,7 +187,7 @@ BEGIN
                        ORDER BY t.from_status, t.to_status)
         FROM operational.status_transitions t), '[]'),
     'intake_methods', coalesce((
-      SELECT jsonb_agg(m.code ORDER BY m.code) FROM reference.intake_methods m WHERE m.active), '[]'),
+      SELECT jsonb_agg(m.code ORDER BY m.code COLLATE "C") FROM reference.intake_methods m WHERE m.active), '[]'),
     'document_types', jsonb_build_object(
       'extensions', '["pdf", "txt", "csv", "png", "jpg", "jpeg"]'::jsonb,
       'content_types', '["application/pdf", "text/plain", "text/csv", "image/png", "image/jpeg"]'::jsonb,
@@ -231,7 +231,7 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM reference.intake_methods m WHERE m.code = v_method AND m.active) THEN
     RAISE EXCEPTION '%: intake_method "%" is not known', fn, v_method
       USING ERRCODE = 'invalid_parameter_value', COLUMN = 'intake_method',
-            DETAIL = format('Known intake methods: %s.', (SELECT string_agg(m.code, ', ' ORDER BY m.code)
+            DETAIL = format('Known intake methods: %s.', (SELECT string_agg(m.code, ', ' ORDER BY m.code COLLATE "C")
                                                             FROM reference.intake_methods m WHERE m.active)),
             HINT = 'Choose one of reference.intake_methods.';
   END IF;
