@@ -4,7 +4,7 @@
 BEGIN;
 SELECT id AS event_id, aggregate_id AS request_id, seq AS event_seq
   FROM integration.events
- WHERE status = 'pending' AND event_type = 'RequestCreated'
+ WHERE event_status = 'pending' AND event_type = 'RequestCreated'
  ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED \gset
 INSERT INTO operational.operation_cases (submission_id, service_request_id, external_reference,
                                          request_type_code, priority_code, team_code)
