@@ -22,22 +22,19 @@ SELECT matches(pg_temp.hint_of('SELECT * FROM enterprise_lab.distribute()'),
   'shared_preload_libraries.*CREATE EXTENSION citus.*citus_add_node',
   'the refusal says how to set Citus up');
 
--- Every lifecycle table (it carries submission_id) is distributed by it,
--- intake.submissions by its id; every other table is reference data, but
+-- Every lifecycle table (it carries submission_id) is distributed by it;
+-- every other table is reference data, but
 -- the per-node counter slots and the record of deleted seed rows.
 SELECT set_eq(
   $$ SELECT relation FROM enterprise_lab.distribution_plan() WHERE layout = 'distributed' $$,
-  $$ SELECT 'intake.submissions'::regclass
-     UNION ALL
-     SELECT c.oid::regclass FROM pg_class c JOIN pg_depend d ON d.objid = c.oid AND d.deptype = 'e'
+  $$ SELECT c.oid::regclass FROM pg_class c JOIN pg_depend d ON d.objid = c.oid AND d.deptype = 'e'
       WHERE c.relkind = 'r' AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'enterprise_lab')
         AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'submission_id') $$,
-  'the plan distributes every table that carries submission_id, and intake.submissions');
+  'the plan distributes every table that carries submission_id');
 SELECT set_eq(
   $$ SELECT relation FROM enterprise_lab.distribution_plan() WHERE layout = 'reference' $$,
   $$ SELECT c.oid::regclass FROM pg_class c JOIN pg_depend d ON d.objid = c.oid AND d.deptype = 'e'
       WHERE c.relkind = 'r' AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'enterprise_lab')
-        AND c.oid <> 'intake.submissions'::regclass
         AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'submission_id')
         AND c.oid NOT IN ('dashboard.status_count_slots'::regclass, 'enterprise_lab.deleted_config_rows'::regclass) $$,
   'the plan makes every other table a reference table, but the counter slots and the deleted seed rows');

@@ -40,7 +40,7 @@ SELECT is_empty(
       WHERE c.contype IN ('p', 'u', 'f')
         AND c.conrelid IN (SELECT attrelid FROM pg_attribute
                             WHERE attname = 'submission_id' AND NOT attisdropped
-                              AND attrelid::regclass::text ~ '^(source_system|integration|operational|canonical|document_repo)\.')
+                              AND attrelid::regclass::text ~ '^(intake|source_system|integration|operational|canonical|document_repo)\.')
         AND NOT EXISTS (SELECT 1 FROM pg_attribute a
                          WHERE a.attrelid = c.conrelid AND a.attname = 'submission_id' AND a.attnum = ANY (c.conkey))
         AND NOT (c.contype = 'f' AND c.confrelid::regclass::text ~ '^(reference|operational\.case_statuses|integration\.subscriptions)') $$,
@@ -54,7 +54,7 @@ SELECT bag_eq(
   $$ SELECT c.oid::regclass::text FROM pg_extension e, unnest(e.extconfig) AS c(oid)
       WHERE e.extname = 'enterprise_lab' AND c.oid IN (SELECT oid FROM pg_class WHERE relkind = 'r') $$,
   ARRAY['reference.customers', 'reference.agreements', 'reference.request_types', 'reference.priorities',
-        'reference.teams', 'intake.submissions', 'source_system.service_requests', 'integration.events',
+        'reference.teams', 'reference.intake_methods', 'intake.submissions', 'source_system.service_requests', 'integration.events',
         'integration.sync_logs', 'integration.event_handlers', 'operational.operation_cases',
         'operational.case_status_history', 'canonical.status_map', 'canonical.business_objects',
         'canonical.lineage_records', 'document_repo.documents', 'operational.case_statuses',
