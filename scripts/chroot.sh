@@ -111,7 +111,7 @@ el_chroot_run() {
   zstd -q -d -c "$(el_chroot_tarball "$major")" | tar -C "$work" -xf - || return 1
   chmod 755 "$work"
   el_copy_tree "$work/src"
-  if el_citus_prepare "$major"; then el_citus_unpack "$major" "$work" || EL_CITUS="the Citus build could not be unpacked"; fi
+  if el_citus_prepare "$major"; then el_citus_unpack "$major" "$work" || EL_CITUS="error: the Citus build could not be unpacked"; fi
   export EL_CITUS
   el_chroot_exec "$work" /bin/bash -c 'cd /src && exec "$@"' _ "$@"
 }

@@ -8,7 +8,9 @@
 #
 # Sourced by scripts/chroot.sh, whose el_chroot_run installs the build:
 #        el_citus_prepare 17 && el_citus_unpack 17 CHROOT-ROOT
-# el_citus_prepare sets EL_CITUS to "ready", or to why Citus is absent.
+# el_citus_prepare sets EL_CITUS to "ready", or to why Citus is absent:
+# "error: ..." where something is wrong (a source with another sha256, a
+# failed build), which the citus suite reports as a failure, not a skip.
 
 EL_CITUS_VERSION=14.0.1
 EL_CITUS_SHA256=${EL_CITUS_SHA256:-26ddb8ec9de07c5fa8426e435d10936e5cd6bed01a5ad94aab92e818081e5ec9}
@@ -33,9 +35,9 @@ el_citus_prepare() {
     EL_CITUS="no Citus source: set EL_CITUS_SOURCE to citus-$EL_CITUS_VERSION.tar.gz"; return 1
   fi
   if [ "$(sha256sum < "$EL_CITUS_SOURCE" | cut -d' ' -f1)" != "$EL_CITUS_SHA256" ]; then
-    EL_CITUS="$EL_CITUS_SOURCE does not have sha256 $EL_CITUS_SHA256"; return 1
+    EL_CITUS="error: $EL_CITUS_SOURCE does not have sha256 $EL_CITUS_SHA256"; return 1
   fi
-  el_chroot_prepare "$major" || { EL_CITUS="the PostgreSQL $major chroot could not be made"; return 1; }
+  el_chroot_prepare "$major" || { EL_CITUS="error: the PostgreSQL $major chroot could not be made"; return 1; }
   root=$(mktemp -d "$EL_CACHE_DIR/build-citus-pg$major.XXXXXX")
   log="$root.log"
   echo "citus: building Citus $EL_CITUS_VERSION for PostgreSQL $major"
@@ -56,7 +58,7 @@ el_citus_prepare() {
   local rc=$?
   [ $rc -eq 0 ] || tail -30 "$log"
   rm -rf "$root" "$log"
-  if [ $rc -ne 0 ]; then rm -f "$tarball.tmp"; EL_CITUS="the Citus build failed"; return 1; fi
+  if [ $rc -ne 0 ]; then rm -f "$tarball.tmp"; EL_CITUS="error: the Citus build failed"; return 1; fi
   echo "citus: built in $((SECONDS - t0)) s ($(du -h "$tarball" | cut -f1))"
   EL_CITUS=ready
 }
