@@ -197,7 +197,7 @@ def main():
         "customer_id": "10000000-0000-4000-8000-000000000001",
         "document": {"file_name": "setup.exe", "content_type": "application/x-msdownload",
                      "content_base64": base64.b64encode(b"MZ\x90\x00binary").decode()}})
-    ok(s == 400 and d["code"] == rd["code"] and s == rs,
+    ok(s == 400 and d["code"] == rd["code"] and s == rs and d["message"] == 'file type ".exe" is not allowed',
        "an .exe is refused with the same status and SQLSTATE as through /rpc (%s)" % rd.get("code"), (s, d, rs, rd))
     ok(psql("SELECT count(*) FROM intake.submissions") == before, "... and leaves no submission")
 
