@@ -11,12 +11,12 @@
  */
 #include "postgres.h"
 
-#include "common/base64.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/json.h"
 
 #include "gateway.h"
+#include "pg_compat.h"
 
 /* Bounds of a form: fields, the length of one value, the file's part name. */
 #define EL_FORM_MAX_FIELDS 32
@@ -224,7 +224,7 @@ el_form_to_json(struct MHD_Connection *conn, StringInfo body, StringInfo json, E
 			refusal->message = "The file's name or type is not valid UTF-8";
 			return false;
 		}
-		n = pg_b64_encode((const void *) form->file.data, form->file.len, b64, b64len);
+		n = el_b64_encode(form->file.data, form->file.len, b64, b64len);
 		if (n < 0)
 			elog(ERROR, "could not encode the uploaded file as base64");
 		b64[n] = '\0';
