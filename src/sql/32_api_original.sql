@@ -27,14 +27,15 @@ END $$;
 COMMENT ON FUNCTION enterprise_lab.api_original_keys(jsonb, text[]) IS
   'api helper: renames keys of a JSON object (pairs {{old, original}, ...}) where the old key is present and the original one is not.';
 
--- The names a submission has in the original.
+-- A row of api.submissions' list with the original's names (the table
+-- has them; the list keeps the shorter ones /rpc/submissions answers with).
 CREATE FUNCTION enterprise_lab.api_original_submission(obj jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT enterprise_lab.api_original_keys(obj,
-    '{{id,submission_id},{description,request_description},{request_type_code,request_type},
-      {priority_code,priority},{team_code,assigned_team},{team,assigned_team},{status,submission_status},
-      {intake_status,submission_status},{submitted_at,created_at}}')
+    '{{team,assigned_team},{intake_status,submission_status},{submitted_at,created_at}}')
 $$;
+COMMENT ON FUNCTION enterprise_lab.api_original_submission(jsonb) IS
+  'api helper: a submission of api.submissions with the original lab''s names (assigned_team, submission_status, created_at).';
 
 -- Paging of the list routes: limit 1..200 (default 50), offset >= 0.
 CREATE FUNCTION enterprise_lab.api_original_page(fn text, body jsonb, OUT page_limit integer, OUT page_offset integer)
@@ -42,6 +43,8 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT enterprise_lab.api_integer(fn, body, 'limit', 50, 1, 200),
          enterprise_lab.api_integer(fn, body, 'offset', 0, 0, 1000000000)
 $$;
+COMMENT ON FUNCTION enterprise_lab.api_original_page(text, jsonb) IS
+  'api helper: limit (1..200, default 50) and offset (>= 0, default 0) of a list route; 22023 out of range.';
 
 
 CREATE FUNCTION api.original_submit_request(jsonb DEFAULT '{}') RETURNS jsonb
@@ -52,22 +55,16 @@ DECLARE
   b jsonb := enterprise_lab.api_body(fn, body,
                ARRAY['intake_method', 'requester_name', 'requester_email', 'request_description', 'request_type',
                      'priority', 'assigned_team', 'customer_id', 'agreement_id', 'document']);
-  request jsonb;
   result jsonb;
 BEGIN
-  -- The original's body names no customer: without one, the request is
-  -- filed under the first active customer by code.
-  IF b -> 'customer_id' IS NULL OR jsonb_typeof(b -> 'customer_id') = 'null' THEN
-    b := b || jsonb_build_object('customer_id',
-           (SELECT c.id FROM reference.customers c WHERE c.status = 'active' ORDER BY c.code LIMIT 1));
-  END IF;
-  request := enterprise_lab.api_original_keys(b,
-               '{{request_description,description},{assigned_team,team}}');
-  result := api.submit_request(request);
-  RETURN result || jsonb_build_object('submission_status', 'received');
+  -- api.submit_request takes the original's keys (and files a request
+  -- without customer_id under the UNASSIGNED customer).
+  result := api.submit_request(b);
+  RETURN result || (SELECT jsonb_build_object('submission_status', s.submission_status)
+                      FROM intake.submissions s WHERE s.submission_id = (result ->> 'submission_id')::uuid);
 END $$;
 COMMENT ON FUNCTION api.original_submit_request(jsonb) IS
-  'POST /intake/submissions of the original: {"intake_method"?, "requester_name", "requester_email", "request_description", "request_type", "priority", "assigned_team", "customer_id"?, "agreement_id"?, "document"?}; runs api.submit_request. Without customer_id the first active customer by code.';
+  'POST /intake/submissions of the original: {"intake_method"?, "requester_name", "requester_email", "request_description", "request_type", "priority", "assigned_team", "customer_id"?, "agreement_id"?, "document"?}; runs api.submit_request (without customer_id: the UNASSIGNED customer) and adds the submission_status.';
 
 
 CREATE FUNCTION api.original_set_case_status(jsonb DEFAULT '{}') RETURNS jsonb
@@ -127,9 +124,8 @@ DECLARE
   d jsonb := api.submission_detail(b);
 BEGIN
   RETURN d || jsonb_build_object(
-    'submission', enterprise_lab.api_original_submission(d -> 'submission'),
     'case', enterprise_lab.api_original_keys(d -> 'case', '{{id,operation_case_id}}'),
-    'events', coalesce((SELECT jsonb_agg(enterprise_lab.api_original_keys(e, '{{status,event_status}}') ORDER BY n)
+    'events', coalesce((SELECT jsonb_agg(enterprise_lab.api_original_keys(e, '{{id,event_id}}') ORDER BY n)
                           FROM jsonb_array_elements(d -> 'events') WITH ORDINALITY AS x(e, n)), '[]'));
 END $$;
 COMMENT ON FUNCTION api.original_submission(jsonb) IS
@@ -145,7 +141,7 @@ DECLARE
   page record := enterprise_lab.api_original_page(fn, b);
 BEGIN
   RETURN coalesce((
-    SELECT jsonb_agg(enterprise_lab.api_original_keys(to_jsonb(e), '{{id,event_id},{status,event_status}}')
+    SELECT jsonb_agg(enterprise_lab.api_original_keys(to_jsonb(e), '{{id,event_id}}')
                      ORDER BY e.seq DESC)
       FROM (SELECT * FROM integration.events ORDER BY seq DESC
              LIMIT page.page_limit OFFSET page.page_offset) e), '[]');
