@@ -145,9 +145,13 @@ def main():
     ok(s == 201 and isinstance(d, dict) and d.get("submission_id") and d.get("request_number"),
        "POST /intake/submissions with the original's JSON body -> 201 with submission_id and request_number", (s, d))
     sub = d.get("submission_id") if isinstance(d, dict) else None
-    ok(psql("SELECT count(*) FROM intake.submissions s WHERE s::text LIKE '%%Created through the original route.%%'")
-       == "1", "the submission is in intake.submissions with its description")
+    ok(sub and psql("SELECT request_description FROM intake.submissions WHERE submission_id = '%s'" % sub)
+       == "Created through the original route.", "the submission is in intake.submissions with its description")
     ok(h.get("Content-Type", "").startswith("application/json"), "the answer is JSON")
+    ok(isinstance(d, dict) and d.get("submission_status") == "received", "the answer has its submission_status", d)
+    ok(sub and psql("SELECT c.code FROM intake.submissions s JOIN reference.customers c ON c.id = s.customer_id"
+                    " WHERE s.submission_id = '%s'" % sub) == "UNASSIGNED",
+       "without customer_id the submission is the UNASSIGNED customer's")
 
     s, _, d = request("POST", "/intake/submissions", {k: v for k, v in BODY.items() if k != "request_description"})
     ok(s == 400 and error_shape(d) and d["code"] == "23502" and "description" in d["message"],

@@ -17,7 +17,7 @@ TOKEN=$(python3 - "$EL_JWT_SECRET" <<'PY'
 import base64, hashlib, hmac, json, sys, time
 b64 = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
 claims = {"role": "lab_operator", "sub": "demo.operator", "exp": int(time.time()) + 3600,
-          "teams": ["service_desk", "operations", "finance_ops", "security"]}
+          "teams": ["service_desk", "operations", "finance_ops", "security", "OPERATIONS_TEAM"]}
 signing = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims).encode())
 print(signing + "." + b64(hmac.new(sys.argv[1].encode(), signing.encode(), hashlib.sha256).digest()))
 PY
@@ -45,7 +45,7 @@ submission_id=$(jq -r '.submission_id // empty' <<<"$created")
 [ -n "$submission_id" ]
 ok $? "README: Create a JSON submission -> a submission_id"
 [ -n "$submission_id" ] || echo "#   $created"
-is "$(q -c "SELECT requester_name || '|' || intake_method FROM intake.submissions s WHERE s::text LIKE '%$submission_id%'")" \
+is "$(q -c "SELECT requester_name || '|' || intake_method FROM intake.submissions WHERE submission_id = '$submission_id'")" \
    "Demo User|manual_form" "the submission is stored as sent"
 
 # The worker opens the submission's case.
@@ -70,7 +70,7 @@ moved=$(curl -s -X PATCH "$API/operational/cases/$operation_case_id/status" \
     "changed_by": "dashboard-user",
     "change_reason": "Start downstream processing"
   }' | jq)
-is "$(jq -r '.new_status // empty' <<<"$moved")" in_progress "README: Update operational status -> the case is in_progress"
+is "$(jq -r '.new_status // .message' <<<"$moved")" in_progress "README: Update operational status -> the case is in_progress"
 is "$(q -c "SELECT processing_status FROM operational.operation_cases WHERE id = '$operation_case_id'")" in_progress \
    "the case row says in_progress"
 is "$(q -c "SELECT change_reason FROM operational.case_status_history WHERE case_id = '$operation_case_id' AND new_status = 'in_progress'")" \
