@@ -369,7 +369,7 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM reference.document_types t WHERE t.code = doc_class AND t.active) THEN
       RAISE EXCEPTION '%: document_type "%" is not known', fn, doc_class
         USING ERRCODE = 'invalid_parameter_value', COLUMN = 'document_type',
-              DETAIL = format('Known document types: %s.', (SELECT string_agg(t.code, ', ' ORDER BY t.code)
+              DETAIL = format('Known document types: %s.', (SELECT string_agg(t.code, ', ' ORDER BY t.code COLLATE "C")
                                                               FROM reference.document_types t WHERE t.active)),
               HINT = 'Choose one of reference.document_types, or leave it out for supporting_document.';
     END IF;
