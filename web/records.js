@@ -27,7 +27,7 @@ const TABLES = [
       ['request_number', 'Request', (r) => requestLink(r, onSelect)],
       ['event_type', 'Event type', (r) => h('code', null, r.event_type ?? '')],
       ['source_system', 'Source system'],
-      ['event_status', 'Status', (r) => badge(r.event_status ?? r.status)],
+      ['event_status', 'Status', (r) => badge(r.event_status)],
       ['attempts', 'Attempts'],
       ['created_at', 'Created'],
       ['processed_at', 'Processed'],

@@ -103,7 +103,7 @@ BEGIN
               FROM integration.events e
               LEFT JOIN source_system.service_requests r ON r.submission_id = e.submission_id
              WHERE e.submission_id = v_submission AND e.seq < v_before
-               AND (v_status IS NULL OR e.status = v_status)
+               AND (v_status IS NULL OR e.event_status = v_status)
              ORDER BY e.seq DESC LIMIT v_limit + 1) p;
   ELSE
     SELECT array_agg(x ORDER BY (x ->> 'seq')::bigint DESC) INTO page
@@ -111,7 +111,7 @@ BEGIN
               FROM integration.events e
               LEFT JOIN source_system.service_requests r ON r.submission_id = e.submission_id
              WHERE e.seq < v_before
-               AND (v_status IS NULL OR e.status = v_status)
+               AND (v_status IS NULL OR e.event_status = v_status)
              ORDER BY e.seq DESC LIMIT v_limit + 1) p;
   END IF;
   RETURN jsonb_build_object(
@@ -193,7 +193,7 @@ BEGIN
         USING ERRCODE = 'invalid_parameter_value', COLUMN = CASE WHEN b ? 'before' THEN 'before' ELSE 'limit' END,
               HINT = 'Send {"submission_id"} alone, or leave it out to page through every submission''s lineage.';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM intake.submissions WHERE id = v_submission) THEN
+    IF NOT EXISTS (SELECT 1 FROM intake.submissions WHERE submission_id = v_submission) THEN
       PERFORM enterprise_lab.api_not_found('submission', v_submission);
     END IF;
     RETURN jsonb_build_object('items', coalesce((

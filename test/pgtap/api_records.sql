@@ -37,7 +37,7 @@ SELECT (SELECT array_agg(seq ORDER BY seq DESC) FROM integration.events) AS want
        (SELECT array_agg(array[from_id::text, to_id::text, relationship]
                          ORDER BY created_at DESC, from_id DESC, to_id DESC, relationship DESC)
           FROM canonical.lineage_records) AS want_edges,
-       (SELECT id FROM intake.submissions LIMIT 1) AS some_submission,
+       (SELECT submission_id FROM intake.submissions LIMIT 1) AS some_submission,
        (SELECT count(*) FROM reference.document_types WHERE active) AS active_types \gset
 
 SET LOCAL ROLE lab_anon;
