@@ -5,7 +5,8 @@
  *		post processor parses the body the gateway has read, and the fields
  *		and the one optional file become the JSON body of
  *		api.original_submit_request, the file as its "document"
- *		(file_name, content_type, content_base64).  What a file may be
+ *		(file_name, content_type, content_base64, and the form's
+ *		document_type field when there is one).  What a file may be
  *		(type, size) is decided where every document is checked,
  *		document_repo.upload_document.
  */
@@ -42,6 +43,9 @@ typedef struct ElForm
 	const char *problem;		/* why the form is refused, or NULL */
 	ErrorData  *error;			/* an ERROR raised inside the iterator */
 } ElForm;
+
+/* The field of the form's document-type selector: it describes the file. */
+#define EL_FORM_DOCUMENT_TYPE "document_type"
 
 /* The part names a file may come in: ours, and the name forms commonly use. */
 static bool
@@ -172,6 +176,7 @@ el_form_to_json(struct MHD_Connection *conn, StringInfo body, StringInfo json, E
 	ElForm	   *form = palloc0(sizeof(ElForm));
 	struct MHD_PostProcessor *pp;
 	bool		parsed;
+	const char *document_type = NULL;
 
 	refusal->status = MHD_HTTP_BAD_REQUEST;
 	refusal->code = "PGRST102";
@@ -204,14 +209,23 @@ el_form_to_json(struct MHD_Connection *conn, StringInfo body, StringInfo json, E
 			refusal->message = "A form field is not valid UTF-8";
 			return false;
 		}
-		if (i > 0)
+		if (strcmp(f->key, EL_FORM_DOCUMENT_TYPE) == 0)
+		{
+			document_type = f->value.data;
+			continue;
+		}
+		if (json->len > 1)
 			appendStringInfoChar(json, ',');
 		escape_json(json, f->key);
 		appendStringInfoChar(json, ':');
 		escape_json(json, f->value.data);
 	}
 
-	/* A file input left empty sends a part with no name and no bytes. */
+	/*
+	 * A file input left empty sends a part with no name and no bytes; the
+	 * portal's selector sends a document type all the same, which then
+	 * describes nothing.
+	 */
 	if (form->has_file && (form->file.len > 0 || form->file_name[0] != '\0'))
 	{
 		int			b64len = pg_b64_enc_len(form->file.len);
@@ -228,9 +242,11 @@ el_form_to_json(struct MHD_Connection *conn, StringInfo body, StringInfo json, E
 		if (n < 0)
 			elog(ERROR, "could not encode the uploaded file as base64");
 		b64[n] = '\0';
-		if (form->nfields > 0)
+		if (json->len > 1)
 			appendStringInfoChar(json, ',');
 		appendStringInfoString(json, "\"document\":{");
+		if (document_type && document_type[0] != '\0')
+			el_json_field(json, EL_FORM_DOCUMENT_TYPE, document_type, false);
 		el_json_field(json, "file_name", form->file_name, false);
 		el_json_field(json, "content_type", form->file_type, false);
 		el_json_field(json, "content_base64", b64, true);

@@ -184,6 +184,18 @@ def main():
         got = psql("SELECT encode(document_repo.download_document('%s'), 'base64')" % d["document_id"])
         ok(base64.b64decode(got) == PDF, "the stored bytes are the uploaded bytes")
 
+    body, hdr = multipart(dict(FORM, document_type="contract"), [("file", "signed.pdf", "application/pdf", PDF)])
+    s, _, d = request("POST", "/intake/submissions", body, hdr)
+    ok(s == 201 and psql("SELECT document_type FROM document_repo.documents WHERE id = '%s'" % d.get("document_id"))
+       == "contract", "the form's document_type field classifies the file", (s, d))
+    body, hdr = multipart(dict(FORM, document_type="love_letter"), [("file", "x.pdf", "application/pdf", PDF)])
+    s, _, d = request("POST", "/intake/submissions", body, hdr)
+    ok(s == 400 and d["code"] == "22023" and "love_letter" in d["message"], "an unknown document_type -> 400 22023",
+       (s, d))
+    body, hdr = multipart(dict(FORM, document_type="contract"), [("file", "", "application/octet-stream", b"")])
+    s, _, d = request("POST", "/intake/submissions", body, hdr)
+    ok(s == 201 and d.get("document_id") is None, "a document_type without a file describes nothing", (s, d))
+
     body, hdr = multipart(FORM, [("document", "notes.txt", "text/plain", b"plain text\n")])
     s, _, d = request("POST", "/intake/submissions", body, hdr)
     ok(s == 201 and d.get("document_id"), "the file may also come as part \"document\"", (s, d))
