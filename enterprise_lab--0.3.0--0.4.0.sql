@@ -1381,10 +1381,10 @@ DECLARE
   page record := enterprise_lab.api_original_page(fn, b);
 BEGIN
   RETURN coalesce((
-    SELECT jsonb_agg(to_jsonb(l) ORDER BY l.created_at DESC, l.submission_id,
-                     enterprise_lab.api_lineage_rank(l.from_type), l.relationship)
+    SELECT jsonb_agg(to_jsonb(l) ORDER BY l.created_at DESC, l.from_id DESC, l.to_id DESC, l.relationship DESC)
       FROM (SELECT * FROM canonical.lineage_records r
-             ORDER BY r.created_at DESC, r.submission_id, enterprise_lab.api_lineage_rank(r.from_type), r.relationship
+             -- lineage_records_created_idx, read backwards
+             ORDER BY r.created_at DESC, r.from_id DESC, r.to_id DESC, r.relationship DESC
              LIMIT page.page_limit OFFSET page.page_offset) l), '[]');
 END $$;
 COMMENT ON FUNCTION api.original_lineage(jsonb) IS
