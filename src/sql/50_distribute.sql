@@ -16,6 +16,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       ('reference.priorities', 'reference', NULL),
       ('reference.teams', 'reference', NULL),
       ('reference.intake_methods', 'reference', NULL),
+      ('reference.document_types', 'reference', NULL),
       ('operational.case_statuses', 'reference', NULL),
       ('operational.status_transitions', 'reference', NULL),
       ('operational.role_teams', 'reference', NULL),
