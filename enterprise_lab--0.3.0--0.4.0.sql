@@ -1597,9 +1597,9 @@ BEGIN
   -- shards local: Citus refuses to convert a table with triggers unless
   -- told that they are meant.
   PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
-  -- One connection per node for the whole conversion: Citus cannot mix
-  -- parallel shard connections with foreign keys to reference tables
-  -- created in the same transaction.
+  -- One connection per node for the whole transaction: Citus requires it
+  -- once a table in it has a foreign key to a reference table, and the
+  -- foreign keys come back at the end of this one.
   PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
 
   -- A local table with a foreign key to a table that becomes a reference
