@@ -12,6 +12,7 @@
 #include "utils/elog.h"
 #include "utils/json.h"
 
+#include "enterprise_lab.h"
 #include "gateway.h"
 
 /* The Origin the current request may be answered to (CORS), or NULL. */
@@ -42,8 +43,12 @@ el_make_response(unsigned int status, const char *content_type, const char *body
 	return response;
 }
 
-static enum MHD_Result
-el_queue(struct MHD_Connection *conn, unsigned int status, struct MHD_Response *response)
+/*
+ * Every response of the gateway goes out here, so that it is counted by
+ * status for GET /metrics.  Takes the response over.
+ */
+enum MHD_Result
+el_queue_response(struct MHD_Connection *conn, unsigned int status, struct MHD_Response *response)
 {
 	enum MHD_Result ret;
 
@@ -51,6 +56,9 @@ el_queue(struct MHD_Connection *conn, unsigned int status, struct MHD_Response *
 		return MHD_NO;
 	ret = MHD_queue_response(conn, status, response);
 	MHD_destroy_response(response);
+	if (ret == MHD_YES && el_shared != NULL &&
+		status >= EL_HTTP_STATUS_MIN && status < EL_HTTP_STATUS_MIN + EL_HTTP_STATUSES)
+		pg_atomic_fetch_add_u64(&el_shared->http_responses[status - EL_HTTP_STATUS_MIN], 1);
 	return ret;
 }
 
@@ -68,11 +76,11 @@ enum MHD_Result
 el_respond(struct MHD_Connection *conn, unsigned int status,
 		   const char *content_type, const char *body, size_t len)
 {
-	return el_queue(conn, status, el_make_response(status, content_type, body, len));
+	return el_queue_response(conn, status, el_make_response(status, content_type, body, len));
 }
 
-static char *
-el_error_body(const char *code, const char *message, const char *details, const char *hint)
+char *
+el_error_json(const char *code, const char *message, const char *details, const char *hint)
 {
 	StringInfoData buf;
 
@@ -94,13 +102,13 @@ enum MHD_Result
 el_respond_close(struct MHD_Connection *conn, unsigned int status,
 				 const char *code, const char *message)
 {
-	char	   *body = el_error_body(code, message, NULL, NULL);
+	char	   *body = el_error_json(code, message, NULL, NULL);
 	struct MHD_Response *response;
 
 	response = el_make_response(status, "application/json; charset=utf-8", body, strlen(body));
 	if (response)
 		MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
-	return el_queue(conn, status, response);
+	return el_queue_response(conn, status, response);
 }
 
 /*
@@ -110,7 +118,7 @@ el_respond_close(struct MHD_Connection *conn, unsigned int status,
 enum MHD_Result
 el_respond_unauthorized(struct MHD_Connection *conn, const char *code, const char *message)
 {
-	char	   *body = el_error_body(code, message, NULL, NULL);
+	char	   *body = el_error_json(code, message, NULL, NULL);
 	struct MHD_Response *response;
 	StringInfoData challenge;
 
@@ -125,7 +133,7 @@ el_respond_unauthorized(struct MHD_Connection *conn, const char *code, const cha
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge.data);
 	el_add_cors_headers(response);
-	return el_queue(conn, MHD_HTTP_UNAUTHORIZED, response);
+	return el_queue_response(conn, MHD_HTTP_UNAUTHORIZED, response);
 }
 
 void
@@ -146,7 +154,7 @@ enum MHD_Result
 el_respond_error(struct MHD_Connection *conn, unsigned int status, const char *code,
 				 const char *message, const char *details, const char *hint)
 {
-	char	   *body = el_error_body(code, message, details, hint);
+	char	   *body = el_error_json(code, message, details, hint);
 
 	return el_respond(conn, status, "application/json; charset=utf-8", body, strlen(body));
 }

@@ -260,12 +260,61 @@ el_redact_for_anonymous(ErrorData *e, unsigned int status)
 		e->hint = NULL;
 }
 
+/*
+ * One call of api.<name>(body) as the request's role, in a transaction of
+ * its own.  POST /rpc/<name> serves its answer; the gateway's own GET
+ * routes (/openapi.json, /metrics) call it with an empty body.  Sets
+ * *status and *json: the function's result, or PostgREST's error body
+ * (redacted for anonymous callers); true when the call succeeded.
+ */
+bool
+el_call_api(const char *name, StringInfo body, ElAuth *auth, const char *path,
+			unsigned int *status, char **json)
+{
+	ElOutcome	outcome = {0};
+	ErrorData  *e;
+	StringInfoData none;
+
+	if (body == NULL)
+	{
+		initStringInfo(&none);
+		body = &none;
+	}
+	el_run_rpc(name, body, auth, path, &outcome);
+
+	if (outcome.error == NULL)
+	{
+		*status = outcome.status;
+		*json = outcome.body;
+		return outcome.status == MHD_HTTP_OK;
+	}
+	e = outcome.error;
+	if (outcome.reading_body)
+	{
+		*status = MHD_HTTP_BAD_REQUEST;
+		*json = el_error_json("PGRST102", "Empty or invalid json in the request body",
+							  e->detail ? psprintf("%s %s", e->message, e->detail) : e->message,
+							  "Send a JSON object (UTF-8), e.g. {}.");
+		return false;
+	}
+	*status = el_http_status_for(e->sqlerrcode, auth->anonymous);
+	if (*status >= 500)
+		ereport(LOG,
+				(errmsg("enterprise_lab gateway: api.%s failed for %s: %s", name, path, e->message),
+				 e->detail ? errdetail_internal("%s", e->detail) : 0));
+	if (auth->anonymous)
+		el_redact_for_anonymous(e, *status);
+	*json = el_error_json(unpack_sql_state(e->sqlerrcode), e->message, e->detail, e->hint);
+	return false;
+}
+
 enum MHD_Result
 el_handle_rpc(struct MHD_Connection *conn, const char *url, ElRequest *req)
 {
 	const char *name = url + strlen("/rpc/");
 	ElAuth		auth;
-	ElOutcome	outcome = {0};
+	unsigned int status;
+	char	   *json;
 
 	if (!el_valid_rpc_name(name))
 		return el_respond_error(conn, MHD_HTTP_NOT_FOUND, "PGRST202",
@@ -285,29 +334,6 @@ el_handle_rpc(struct MHD_Connection *conn, const char *url, ElRequest *req)
 								"The gateway is not connected to its database",
 								NULL, "See the server log.");
 
-	el_run_rpc(name, &req->body, &auth, url, &outcome);
-
-	if (outcome.error)
-	{
-		ErrorData  *e = outcome.error;
-		unsigned int status;
-
-		if (outcome.reading_body)
-			return el_respond_error(conn, MHD_HTTP_BAD_REQUEST, "PGRST102",
-									"Empty or invalid json in the request body",
-									e->detail ? psprintf("%s %s", e->message, e->detail) : e->message,
-									"Send a JSON object (UTF-8), e.g. {}.");
-
-		status = el_http_status_for(e->sqlerrcode, auth.anonymous);
-		if (status >= 500)
-			ereport(LOG,
-					(errmsg("enterprise_lab gateway: POST %s failed: %s", url, e->message),
-					 e->detail ? errdetail_internal("%s", e->detail) : 0));
-		if (auth.anonymous)
-			el_redact_for_anonymous(e, status);
-		return el_respond_error(conn, status, unpack_sql_state(e->sqlerrcode),
-								e->message, e->detail, e->hint);
-	}
-	return el_respond(conn, outcome.status, "application/json; charset=utf-8",
-					  outcome.body, strlen(outcome.body));
+	(void) el_call_api(name, &req->body, &auth, url, &status, &json);
+	return el_respond(conn, status, "application/json; charset=utf-8", json, strlen(json));
 }

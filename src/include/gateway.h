@@ -3,7 +3,8 @@
  *		Declarations shared by the files of the built-in HTTP gateway:
  *		gateway.c (settings, the daemon and its loop, request dispatch),
  *		http_guard.c, http_limits.c, http_response.c, http_auth.c,
- *		http_static.c, http_rpc.c and http_health.c.  Everything here runs in the gateway process, on its
+ *		http_static.c, http_rpc.c, http_health.c, http_metrics.c and
+ *		http_openapi.c.  Everything here runs in the gateway process, on its
  *		only thread, inside PG_TRY (see gateway.c).
  */
 #ifndef EL_GATEWAY_H
@@ -82,6 +83,8 @@ extern void el_release_body(ElRequest *req);
 extern void el_release_all_bodies(int code, Datum arg);
 
 /* http_response.c: responses and PostgREST's error body and status table */
+extern enum MHD_Result el_queue_response(struct MHD_Connection *conn, unsigned int status,
+										 struct MHD_Response *response);
 extern enum MHD_Result el_respond(struct MHD_Connection *conn, unsigned int status,
 								  const char *content_type, const char *body, size_t len);
 extern enum MHD_Result el_respond_error(struct MHD_Connection *conn, unsigned int status,
@@ -89,6 +92,8 @@ extern enum MHD_Result el_respond_error(struct MHD_Connection *conn, unsigned in
 										const char *details, const char *hint);
 extern enum MHD_Result el_respond_close(struct MHD_Connection *conn, unsigned int status,
 										const char *code, const char *message);
+extern char *el_error_json(const char *code, const char *message,
+						   const char *details, const char *hint);
 extern void el_json_field(StringInfo buf, const char *key, const char *value, bool last);
 extern enum MHD_Result el_respond_unauthorized(struct MHD_Connection *conn,
 											   const char *code, const char *message);
@@ -113,6 +118,7 @@ typedef struct ElAuth
 } ElAuth;
 
 extern void el_load_libjwt(void);
+extern void el_anonymous_auth(ElAuth *auth);
 extern void el_authenticate(struct MHD_Connection *conn, ElAuth *auth);
 
 /* http_rpc.c: POST /rpc/<name>, and the frame of a request's transaction */
@@ -120,6 +126,22 @@ extern void el_request_begin(void);
 extern void el_stop_request_timeout(void);
 extern enum MHD_Result el_handle_rpc(struct MHD_Connection *conn, const char *url,
 									 ElRequest *req);
+extern bool el_call_api(const char *name, StringInfo body, ElAuth *auth, const char *path,
+						unsigned int *status, char **json);
+
+/* http_metrics.c: GET /metrics (Prometheus) */
+typedef enum ElMetricsAccess
+{
+	EL_METRICS_ANONYMOUS,
+	EL_METRICS_AUTHENTICATED,
+	EL_METRICS_OFF
+} ElMetricsAccess;
+
+extern int	el_metrics_access;
+extern enum MHD_Result el_handle_metrics(struct MHD_Connection *conn);
+
+/* http_openapi.c: GET /openapi.json */
+extern enum MHD_Result el_handle_openapi(struct MHD_Connection *conn);
 
 /* http_health.c: GET /health */
 extern enum MHD_Result el_handle_health(struct MHD_Connection *conn);
