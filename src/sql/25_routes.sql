@@ -7,7 +7,7 @@ CREATE TABLE enterprise_lab.http_routes (
   method        text NOT NULL
                 CONSTRAINT http_routes_method_valid CHECK (method IN ('GET', 'POST', 'PUT', 'PATCH', 'DELETE')),
   path          text NOT NULL
-                CONSTRAINT http_routes_path_valid CHECK (path ~ '^(/([A-Za-z0-9_.-]+|\{[a-z_][a-z0-9_]*\}))+$'),
+                CONSTRAINT http_routes_path_valid CHECK (path ~ '^(/([A-Za-z0-9_-][A-Za-z0-9_.-]*|\{[a-z_][a-z0-9_]*\}))+$'),
   api_function  text NOT NULL
                 CONSTRAINT http_routes_function_valid CHECK (api_function ~ '^[a-z_][a-z0-9_]*$'),
   summary       text,
