@@ -8,10 +8,10 @@
 -- The summary of an operation: the first sentence of a description.
 CREATE FUNCTION enterprise_lab.openapi_summary(description text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT left(coalesce(substring(description FROM '^(.*?[.:])(\s|$)'), description), 120)
+  SELECT left(coalesce(substring(description FROM '^(.*?)[.:](\s|$)'), description), 120)
 $$;
 COMMENT ON FUNCTION enterprise_lab.openapi_summary(text) IS
-  'api.openapi() helper: the first sentence of a COMMENT (up to its first period or colon), at most 120 characters.';
+  'api.openapi() helper: the first sentence of a COMMENT (up to its first period or colon, without it), at most 120 characters.';
 
 CREATE FUNCTION api.openapi(jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

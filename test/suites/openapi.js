@@ -96,7 +96,7 @@ async function main() {
     `every api function (${functions.length}) is POST /rpc/<name>`, `missing: ${missing.join(', ')}`);
   ok(undocumented.length === 0, 'each with a summary and its COMMENT as description', `not so: ${undocumented.join(', ')}`);
   const health = doc.paths['/rpc/health'].post;
-  is(health.summary, 'Liveness:', "the summary is the COMMENT's first sentence");
+  is(health.summary, 'Liveness', "the summary is the COMMENT's first sentence");
   ok(health.requestBody.content['application/json'].schema.type === 'object', 'the request body is a JSON object');
   is(health.responses['400'].$ref, '#/components/responses/BadRequest', '4xx answers refer to the error responses');
   is(JSON.stringify(doc.components.schemas.Error.required), '["code","message"]',
