@@ -3,8 +3,8 @@
  *		Declarations shared by the files of the built-in HTTP gateway:
  *		gateway.c (settings, the daemon and its loop, request dispatch),
  *		http_guard.c, http_limits.c, http_response.c, http_auth.c,
- *		http_static.c, http_rpc.c, http_health.c, http_metrics.c and
- *		http_openapi.c.  Everything here runs in the gateway process, on its
+ *		http_static.c, http_rpc.c, http_health.c, http_metrics.c,
+ *		http_openapi.c and http_routes.c.  Everything here runs in the gateway process, on its
  *		only thread, inside PG_TRY (see gateway.c).
  */
 #ifndef EL_GATEWAY_H
@@ -139,6 +139,23 @@ typedef enum ElMetricsAccess
 
 extern int	el_metrics_access;
 extern enum MHD_Result el_handle_metrics(struct MHD_Connection *conn);
+
+/*
+ * http_routes.c: routes besides POST /rpc/<name>, ended by an entry whose
+ * method is NULL.  enterprise_lab.http_routes() shows them to SQL, and
+ * api.openapi() describes them from there.
+ */
+typedef struct ElRoute
+{
+	const char *method;			/* GET, POST, PUT, PATCH or DELETE */
+	const char *path;			/* {name} marks a path parameter */
+	const char *api_function;	/* api.<name>(jsonb) the route calls */
+	const char *summary;		/* NULL: the function's COMMENT */
+	const char *query_parameters;	/* comma-separated, or NULL */
+	const char *content_types;	/* of the request body, comma-separated; NULL: JSON */
+} ElRoute;
+
+extern const ElRoute el_routes[];
 
 /* http_openapi.c: GET /openapi.json */
 extern enum MHD_Result el_handle_openapi(struct MHD_Connection *conn);

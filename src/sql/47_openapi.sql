@@ -1,9 +1,18 @@
 -- openapi: an OpenAPI 3.1 description of the HTTP interface, generated from
 -- the catalog at each call, so it cannot drift from what is served: every
 -- function of schema api taking one jsonb argument is POST /rpc/<name>,
--- described by its COMMENT, and every row of enterprise_lab.http_routes is
--- its own path.  The gateway serves it as GET /openapi.json; GET /docs shows
--- it in Swagger UI.
+-- described by its COMMENT, and every route of the gateway's route table
+-- (src/http_routes.c, shown by enterprise_lab.http_routes()) is its own
+-- path.  The gateway serves it as GET /openapi.json; GET /docs shows it in
+-- Swagger UI.
+
+CREATE FUNCTION enterprise_lab.http_routes(
+  OUT method text, OUT path text, OUT api_function text, OUT summary text,
+  OUT query_parameters text, OUT content_types text)
+RETURNS SETOF record
+  AS 'MODULE_PATHNAME', 'el_http_routes' LANGUAGE C STABLE;
+COMMENT ON FUNCTION enterprise_lab.http_routes() IS
+  'The built-in gateway''s routes besides POST /rpc/<name>: method, path ({name} marks a path parameter), the api function it calls, a summary (NULL: the function''s COMMENT), query parameters and request content types (comma-separated; NULL content types: application/json).';
 
 -- The summary of an operation: the first sentence of a description.
 CREATE FUNCTION enterprise_lab.openapi_summary(description text) RETURNS text
@@ -13,10 +22,9 @@ $$;
 COMMENT ON FUNCTION enterprise_lab.openapi_summary(text) IS
   'api.openapi() helper: the first sentence of a COMMENT (up to its first period or colon, without it), at most 120 characters.';
 
-CREATE FUNCTION api.openapi(jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION enterprise_lab.openapi_document(routes jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  body ALIAS FOR $1;
   anon name := coalesce(nullif(current_setting('enterprise_lab.http_anon_role', true), ''), 'lab_anon');
   -- PostgREST's statuses for SQLSTATEs (src/http_response.c), each with its error body.
   errors constant jsonb := jsonb_build_object(
@@ -31,9 +39,25 @@ DECLARE
   ok constant jsonb := jsonb_build_object('200', jsonb_build_object(
     'description', 'The function''s result.',
     'content', jsonb_build_object('application/json', jsonb_build_object('schema', '{}'::jsonb))));
+  bad record;
   paths jsonb;
 BEGIN
-  PERFORM enterprise_lab.api_body('openapi', body, '{}');
+  IF routes IS NULL OR jsonb_typeof(routes) <> 'array' THEN
+    RAISE EXCEPTION 'openapi_document: routes must be a JSON array'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass ''[]'' for none, or the rows of enterprise_lab.http_routes() as JSON.';
+  END IF;
+  SELECT r.method, r.path, r.api_function INTO bad
+    FROM jsonb_to_recordset(routes) AS r(method text, path text, api_function text)
+   WHERE r.method IS NULL OR r.method <> ALL (ARRAY['GET', 'POST', 'PUT', 'PATCH', 'DELETE'])
+      OR r.path IS NULL OR r.path !~ '^(/([A-Za-z0-9_-][A-Za-z0-9_.-]*|\{[a-z_][a-z0-9_]*\}))+$'
+      OR r.api_function IS NULL OR r.api_function !~ '^[a-z_][a-z0-9_]*$'
+   LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'openapi_document: route % % (api.%) is not valid', bad.method, bad.path, bad.api_function
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'A route has a method GET, POST, PUT, PATCH or DELETE, a path of plain segments or {name} parameters (no empty, dot-first or percent-encoded segment) and a function name of lower-case letters, digits and underscores.';
+  END IF;
 
   WITH fn AS (
     SELECT p.oid, p.proname::text AS name,
@@ -60,7 +84,7 @@ BEGIN
              'responses', ok || errors) AS op
       FROM fn
     UNION ALL
-    -- The routes of enterprise_lab.http_routes
+    -- The gateway's other routes
     SELECT r.path, lower(r.method), jsonb_strip_nulls(jsonb_build_object(
              'operationId', lower(r.method) || regexp_replace(r.path, '[^A-Za-z0-9]+', '_', 'g'),
              'tags', jsonb_build_array(split_part(r.path, '/', 2)),
@@ -74,14 +98,15 @@ BEGIN
                            FROM regexp_matches(r.path, '\{([a-z_][a-z0-9_]*)\}', 'g') AS m), '[]')
                || coalesce((SELECT jsonb_agg(jsonb_build_object('name', q, 'in', 'query', 'required', false,
                                                                  'schema', jsonb_build_object('type', 'string')))
-                              FROM unnest(r.query_parameters) AS q), '[]'),
+                              FROM unnest(string_to_array(r.query_parameters, ',')) AS q), '[]'),
                '[]'),
              'requestBody', CASE WHEN r.method IN ('POST', 'PUT', 'PATCH') THEN jsonb_build_object(
                'required', true,
                'content', (SELECT jsonb_object_agg(ct, jsonb_build_object('schema', jsonb_build_object('type', 'object')))
-                             FROM unnest(r.content_types) AS ct)) END,
+                             FROM unnest(string_to_array(coalesce(r.content_types, 'application/json'), ',')) AS ct)) END,
              'responses', ok || errors))
-      FROM enterprise_lab.http_routes r
+      FROM jsonb_to_recordset(routes) AS r(method text, path text, api_function text, summary text,
+                                           query_parameters text, content_types text)
       LEFT JOIN fn ON fn.name = r.api_function
   )
   SELECT jsonb_object_agg(o.path, o.ops ORDER BY o.path) INTO paths
@@ -92,7 +117,7 @@ BEGIN
     'info', jsonb_build_object(
       'title', 'enterprise_lab',
       'version', (SELECT extversion FROM pg_extension WHERE extname = 'enterprise_lab'),
-      'description', 'The HTTP interface of the enterprise_lab extension: every function of schema api as POST /rpc/<name> (PostgREST''s contract, one transaction per call), and the routes of enterprise_lab.http_routes. Generated from the database''s catalog by api.openapi().'),
+      'description', 'The HTTP interface of the enterprise_lab extension: every function of schema api as POST /rpc/<name> (PostgREST''s contract, one transaction per call), and the built-in gateway''s other routes. Generated from the database''s catalog by api.openapi().'),
     'servers', '[{"url": "/"}]'::jsonb,
     'tags', '[{"name": "rpc", "description": "Functions of schema api, called with POST /rpc/<name> and a JSON object."}]'::jsonb,
     'paths', coalesce(paths, '{}'),
@@ -112,7 +137,20 @@ BEGIN
                         ('ServerError', 'An error on the server''s side; the server log has the details.'),
                         ('Unavailable', 'The database or the extension is not available.')) AS e(name, description))));
 END $$;
+COMMENT ON FUNCTION enterprise_lab.openapi_document(jsonb) IS
+  'api.openapi() helper: the OpenAPI 3.1 document of the api functions and the given routes (a JSON array of enterprise_lab.http_routes() rows); rejects a malformed route (22023).';
+REVOKE ALL ON FUNCTION enterprise_lab.openapi_document(jsonb) FROM PUBLIC;
+
+CREATE FUNCTION api.openapi(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+BEGIN
+  PERFORM enterprise_lab.api_body('openapi', body, '{}');
+  RETURN enterprise_lab.openapi_document(
+    coalesce((SELECT jsonb_agg(to_jsonb(r)) FROM enterprise_lab.http_routes() r), '[]'));
+END $$;
 COMMENT ON FUNCTION api.openapi(jsonb) IS
-  'OpenAPI 3.1 description of the HTTP interface, generated from the catalog: every api function as POST /rpc/<name> (summary and description from its COMMENT) and the routes of enterprise_lab.http_routes. GET /openapi.json serves it. Body: {}.';
+  'OpenAPI 3.1 description of the HTTP interface, generated from the catalog: every api function as POST /rpc/<name> (summary and description from its COMMENT) and the built-in gateway''s other routes (enterprise_lab.http_routes()). GET /openapi.json serves it. Body: {}.';
 REVOKE ALL ON FUNCTION api.openapi(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION api.openapi(jsonb) TO lab_anon, lab_operator, lab_auditor, lab_admin;

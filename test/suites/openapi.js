@@ -2,8 +2,10 @@
 // GET /openapi.json and GET /docs of the built-in gateway: the description
 // api.openapi() generates is OpenAPI 3.1 as @apidevtools/swagger-parser
 // validates it, lists every api function as POST /rpc/<name> with its
-// COMMENT and every row of enterprise_lab.http_routes; Swagger UI, in
-// Debian's chromium driven by playwright-core, renders its operations.
+// COMMENT and every route of the gateway (enterprise_lab.http_routes());
+// the generator describes routes of every shape and refuses malformed ones;
+// Swagger UI, in Debian's chromium driven by playwright-core, renders every
+// operation.
 'use strict';
 const path = require('path');
 const { execFileSync } = require('child_process');
@@ -28,14 +30,15 @@ function ok(cond, description, diag) {
 function is(got, expected, description) {
   return ok(got === expected, description, `got:      ${JSON.stringify(got)}\nexpected: ${JSON.stringify(expected)}`);
 }
-function psql(sql) {
-  return execFileSync('psql', ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-d', 'lab', '-c', sql], {
+function psql(sql, ...options) {
+  return execFileSync('psql', ['-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', ...options, '-d', 'lab', '-c', sql], {
     encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PGOPTIONS: '-c client_min_messages=warning' },
   }).trim();
 }
+// The error psql prints, SQLSTATE included.
 function psqlError(sql) {
   try {
-    psql(sql);
+    psql(sql, '-v', 'VERBOSITY=verbose');
     return '';
   } catch (e) {
     return String(e.stderr);
@@ -46,20 +49,19 @@ async function description() {
   return { res, doc: await res.json() };
 }
 
-// Routes the original lab's clients use, declared as a route file would
-// declare them; only the ones this suite adds are removed at the end.
-const ROUTES = [
-  ['PATCH', '/operational/cases/{operation_case_id}/status', 'set_case_status', '{}'],
-  ['GET', '/dashboard/submissions', 'submissions', '{page,page_size}'],
+// Routes of every shape, as the gateway's route table declares them, for
+// the generator alone (enterprise_lab.openapi_document()).
+const SAMPLE_ROUTES = [
+  { method: 'PATCH', path: '/operational/cases/{operation_case_id}/status', api_function: 'set_case_status' },
+  { method: 'GET', path: '/dashboard/submissions', api_function: 'submissions', query_parameters: 'page,page_size' },
+  { method: 'POST', path: '/intake/submissions', api_function: 'submit_request',
+    summary: 'Submit an intake request', content_types: 'application/json,multipart/form-data' },
 ];
+const sqlJson = (v) => `'${JSON.stringify(v).replace(/'/g, "''")}'::jsonb`;
 
 async function main() {
   if (!URL_BASE) throw new Error('EL_HTTP_URL is not set (run through ./test/run)');
   psql('CREATE EXTENSION IF NOT EXISTS enterprise_lab CASCADE');
-  const added = ROUTES.filter(([method, route, fn, query]) => psql(
-    `INSERT INTO enterprise_lab.http_routes (method, path, api_function, query_parameters)
-     VALUES ('${method}', '${route}', '${fn}', '${query}') ON CONFLICT DO NOTHING RETURNING 1`) === '1');
-
   const { res, doc } = await description();
   is(res.status, 200, 'GET /openapi.json answers 200');
   ok(/^application\/json/.test(res.headers.get('content-type')), 'as application/json');
@@ -108,22 +110,41 @@ async function main() {
   is(JSON.stringify(doc.paths['/rpc/set_case_status'].post.security), '[{"bearerAuth":[]}]',
     'one it may not call needs a token');
 
-  const routes = psql(`SELECT string_agg(lower(method) || ' ' || path, E'\\n') FROM enterprise_lab.http_routes`).split('\n');
+  const routes = psql("SELECT string_agg(lower(method) || ' ' || path, E'\\n') FROM enterprise_lab.http_routes()")
+    .split('\n').filter((r) => r);
   const absent = routes.filter((r) => { const [m, p] = r.split(' '); return !(doc.paths[p] && doc.paths[p][m]); });
-  ok(routes.length >= ROUTES.length && absent.length === 0,
-    `every route of enterprise_lab.http_routes (${routes.length}) is described`, `absent: ${absent.join(', ')}`);
-  const patch = doc.paths['/operational/cases/{operation_case_id}/status'].patch;
+  ok(absent.length === 0, `every route of the gateway (enterprise_lab.http_routes(): ${routes.length}) is described`,
+    `absent: ${absent.join(', ')}`);
+
+  // The generator on routes of every shape.
+  const sample = JSON.parse(psql(`SELECT enterprise_lab.openapi_document(${sqlJson(SAMPLE_ROUTES)})`));
+  try {
+    await SwaggerParser.validate(structuredClone(sample));
+    ok(true, 'a description with routes of every shape validates too');
+  } catch (e) {
+    ok(false, 'a description with routes of every shape validates too', e.message);
+  }
+  const patch = sample.paths['/operational/cases/{operation_case_id}/status'].patch;
   is(JSON.stringify(patch.parameters.map((p) => [p.name, p.in, p.required])), '[["operation_case_id","path",true]]',
     'a {name} in a route is a required path parameter');
   ok(patch.requestBody && patch.requestBody.content['application/json'], 'a PATCH route takes a JSON body');
-  is(doc.paths['/dashboard/submissions'].get.parameters.map((p) => `${p.name}:${p.in}`).join(','),
-    'page:query,page_size:query', "a GET route lists its query parameters");
-  ok(/check constraint "http_routes_path_valid"/.test(psqlError(
-    "INSERT INTO enterprise_lab.http_routes (method, path, api_function) VALUES ('GET', '/a/../b', 'health')")),
-  'a route path with ".." is refused by a CHECK constraint');
-  ok(/check constraint "http_routes_method_valid"/.test(psqlError(
-    "INSERT INTO enterprise_lab.http_routes (method, path, api_function) VALUES ('TRACE', '/x', 'health')")),
-  'so is a method the gateway does not serve');
+  is(patch.description, doc.paths['/rpc/set_case_status'].post.description, "a route is described by its function's COMMENT");
+  is(sample.paths['/dashboard/submissions'].get.parameters.map((p) => `${p.name}:${p.in}`).join(','),
+    'page:query,page_size:query', 'a GET route lists its query parameters');
+  const intake = sample.paths['/intake/submissions'].post;
+  is(Object.keys(intake.requestBody.content).sort().join(','), 'application/json,multipart/form-data',
+    'a route taking uploads lists both content types');
+  is(intake.summary, 'Submit an intake request', "a route's own summary wins");
+  for (const [route, why] of [
+    [{ method: 'GET', path: '/a/../b', api_function: 'health' }, 'a path with ".."'],
+    [{ method: 'TRACE', path: '/x', api_function: 'health' }, 'a method the gateway does not serve'],
+    [{ method: 'GET', path: '/x', api_function: 'Health; DROP' }, 'a function name that is not one'],
+  ]) {
+    ok(/ERROR:  22023: openapi_document: route .* is not valid/.test(psqlError(`SELECT enterprise_lab.openapi_document(${sqlJson([route])})`)),
+      `the generator refuses ${why} (22023)`);
+  }
+  ok(/ERROR:  22023: openapi_document: routes must be a JSON array/.test(psqlError("SELECT enterprise_lab.openapi_document('{}')")),
+    'and routes that are not an array (22023)');
   const bad = await fetch(`${URL_BASE}/rpc/openapi`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"x": 1}' });
   const badBody = await bad.json();
   ok(bad.status === 400 && badBody.code === '22023' && /unknown key "x"/.test(badBody.message),
@@ -157,10 +178,6 @@ async function main() {
     ok(errors.length === 0, 'and no error in the page (its Content-Security-Policy included)', errors.join('\n'));
   } finally {
     await browser.close();
-  }
-
-  for (const [method, route] of ROUTES.filter((r) => added.includes(r))) {
-    psql(`DELETE FROM enterprise_lab.http_routes WHERE method = '${method}' AND path = '${route}'`);
   }
 }
 
