@@ -30,11 +30,11 @@ GRANT EXECUTE ON FUNCTION api.queue_metrics(jsonb) TO lab_anon, lab_operator, la
 
 CREATE FUNCTION enterprise_lab.http_routes(
   OUT method text, OUT path text, OUT api_function text, OUT summary text,
-  OUT query_parameters text, OUT content_types text)
+  OUT query_parameters text, OUT content_types text, OUT needs_token boolean, OUT ok_status integer)
 RETURNS SETOF record
   AS 'MODULE_PATHNAME', 'el_http_routes' LANGUAGE C STABLE;
 COMMENT ON FUNCTION enterprise_lab.http_routes() IS
-  'The built-in gateway''s routes besides POST /rpc/<name>: method, path ({name} marks a path parameter), the api function it calls, a summary (NULL: the function''s COMMENT), query parameters and request content types (comma-separated; NULL content types: application/json).';
+  'The built-in gateway''s routes besides POST /rpc/<name>, from its route table: method, path ({name} marks a path parameter), the api function it calls, a summary (NULL: the function''s COMMENT), query parameters and request content types (comma-separated; NULL content types: application/json), whether it needs a token, and the status of a success.';
 
 -- The summary of an operation: the first sentence of a description.
 CREATE FUNCTION enterprise_lab.openapi_summary(description text) RETURNS text
@@ -70,15 +70,16 @@ BEGIN
             HINT = 'Pass ''[]'' for none, or the rows of enterprise_lab.http_routes() as JSON.';
   END IF;
   SELECT r.method, r.path, r.api_function INTO bad
-    FROM jsonb_to_recordset(routes) AS r(method text, path text, api_function text)
+    FROM jsonb_to_recordset(routes) AS r(method text, path text, api_function text, ok_status integer)
    WHERE r.method IS NULL OR r.method <> ALL (ARRAY['GET', 'POST', 'PUT', 'PATCH', 'DELETE'])
       OR r.path IS NULL OR r.path !~ '^(/([A-Za-z0-9_-][A-Za-z0-9_.-]*|\{[a-z_][a-z0-9_]*\}))+$'
       OR r.api_function IS NULL OR r.api_function !~ '^[a-z_][a-z0-9_]*$'
+      OR r.ok_status NOT BETWEEN 200 AND 299
    LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION 'openapi_document: route % % (api.%) is not valid', bad.method, bad.path, bad.api_function
       USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = 'A route has a method GET, POST, PUT, PATCH or DELETE, a path of plain segments or {name} parameters (no empty, dot-first or percent-encoded segment) and a function name of lower-case letters, digits and underscores.';
+            DETAIL = 'A route has a method GET, POST, PUT, PATCH or DELETE, a path of plain segments or {name} parameters (no empty, dot-first or percent-encoded segment) a function name of lower-case letters, digits and underscores, and a success status from 200 to 299 (or none: 200).';
   END IF;
 
   WITH fn AS (
@@ -112,7 +113,8 @@ BEGIN
              'tags', jsonb_build_array(split_part(r.path, '/', 2)),
              'summary', coalesce(r.summary, enterprise_lab.openapi_summary(fn.description)),
              'description', coalesce(fn.description, format('Calls api.%s(jsonb).', r.api_function)),
-             'security', CASE WHEN fn.anonymous THEN '[{}, {"bearerAuth": []}]'::jsonb
+             'security', CASE WHEN fn.anonymous AND NOT coalesce(r.needs_token, false)
+                              THEN '[{}, {"bearerAuth": []}]'::jsonb
                               ELSE '[{"bearerAuth": []}]'::jsonb END,
              'parameters', nullif(
                coalesce((SELECT jsonb_agg(jsonb_build_object('name', m[1], 'in', 'path', 'required', true,
@@ -126,9 +128,10 @@ BEGIN
                'required', true,
                'content', (SELECT jsonb_object_agg(ct, jsonb_build_object('schema', jsonb_build_object('type', 'object')))
                              FROM unnest(string_to_array(coalesce(r.content_types, 'application/json'), ',')) AS ct)) END,
-             'responses', ok || errors))
+             'responses', jsonb_build_object(coalesce(r.ok_status, 200)::text, ok -> '200') || errors))
       FROM jsonb_to_recordset(routes) AS r(method text, path text, api_function text, summary text,
-                                           query_parameters text, content_types text)
+                                           query_parameters text, content_types text,
+                                           needs_token boolean, ok_status integer)
       LEFT JOIN fn ON fn.name = r.api_function
   )
   SELECT jsonb_object_agg(o.path, o.ops ORDER BY o.path) INTO paths
@@ -160,7 +163,7 @@ BEGIN
                         ('Unavailable', 'The database or the extension is not available.')) AS e(name, description))));
 END $$;
 COMMENT ON FUNCTION enterprise_lab.openapi_document(jsonb) IS
-  'api.openapi() helper: the OpenAPI 3.1 document of the api functions and the given routes (a JSON array of enterprise_lab.http_routes() rows); rejects a malformed route (22023).';
+  'api.openapi() helper: the OpenAPI 3.1 document of the api functions and the given routes (a JSON array of enterprise_lab.http_routes() rows; missing keys are NULL); rejects a malformed route (22023).';
 REVOKE ALL ON FUNCTION enterprise_lab.openapi_document(jsonb) FROM PUBLIC;
 
 CREATE FUNCTION api.openapi(jsonb DEFAULT '{}') RETURNS jsonb

@@ -1,9 +1,8 @@
 /*
  * http_routes.c
- *		The gateway's routes besides POST /rpc/<name> (el_routes, see
- *		gateway.h), and enterprise_lab.http_routes(), which shows the same
- *		array to SQL: api.openapi() describes exactly the routes the gateway
- *		serves, declared once.
+ *		enterprise_lab.http_routes(): the gateway's routes besides
+ *		POST /rpc/<name>, shown to SQL so that api.openapi() describes exactly
+ *		the routes the gateway serves, declared once in the route table.
  */
 #include "postgres.h"
 
@@ -14,37 +13,44 @@
 #include "gateway.h"
 
 /*
- * Every route a handler serves is one entry; the original lab's routes
- * (POST /intake/submissions, PATCH /operational/cases/{operation_case_id}/status,
- * GET /dashboard/..., the reference reads) go here with their handlers.
+ * The route table's entries as el_route_infos() describes them.  The file
+ * that holds the route table and its handlers implements it over its own
+ * table; until one does, no route besides /rpc/<name> calls an api function.
  */
-const ElRoute el_routes[] = {
-	{NULL}
-};
+int
+el_route_infos(ElRouteInfo **routes)
+{
+	*routes = NULL;
+	return 0;
+}
 
-/*
- * enterprise_lab.http_routes(): one row per entry of el_routes, for
- * api.openapi() (src/sql/47_openapi.sql).
- */
 PG_FUNCTION_INFO_V1(el_http_routes);
 Datum
 el_http_routes(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ElRouteInfo *routes;
+	int			n;
 
 	InitMaterializedSRF(fcinfo, 0);
-	for (const ElRoute *r = el_routes; r->method != NULL; r++)
+	n = el_route_infos(&routes);
+	for (int i = 0; i < n; i++)
 	{
-		const char *fields[6] = {r->method, r->path, r->api_function, r->summary,
+		const ElRouteInfo *r = &routes[i];
+		const char *texts[6] = {r->method, r->path, r->api_function, r->summary,
 		r->query_parameters, r->content_types};
-		Datum		values[6];
-		bool		nulls[6];
+		Datum		values[8];
+		bool		nulls[8];
 
-		for (int i = 0; i < 6; i++)
+		for (int k = 0; k < 6; k++)
 		{
-			nulls[i] = fields[i] == NULL;
-			values[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(fields[i]);
+			nulls[k] = texts[k] == NULL;
+			values[k] = nulls[k] ? (Datum) 0 : CStringGetTextDatum(texts[k]);
 		}
+		values[6] = BoolGetDatum(r->needs_token);
+		nulls[6] = false;
+		values[7] = Int32GetDatum((int32) r->ok_status);
+		nulls[7] = false;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

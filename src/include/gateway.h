@@ -141,11 +141,12 @@ extern int	el_metrics_access;
 extern enum MHD_Result el_handle_metrics(struct MHD_Connection *conn);
 
 /*
- * http_routes.c: routes besides POST /rpc/<name>, ended by an entry whose
- * method is NULL.  enterprise_lab.http_routes() shows them to SQL, and
- * api.openapi() describes them from there.
+ * http_routes.c: enterprise_lab.http_routes(), the routes besides
+ * POST /rpc/<name> as api.openapi() describes them.  el_route_infos() is
+ * implemented by the file that holds the route table, over that table, and
+ * returns how many entries it set *routes to (palloc'd).
  */
-typedef struct ElRoute
+typedef struct ElRouteInfo
 {
 	const char *method;			/* GET, POST, PUT, PATCH or DELETE */
 	const char *path;			/* {name} marks a path parameter */
@@ -153,9 +154,11 @@ typedef struct ElRoute
 	const char *summary;		/* NULL: the function's COMMENT */
 	const char *query_parameters;	/* comma-separated, or NULL */
 	const char *content_types;	/* of the request body, comma-separated; NULL: JSON */
-} ElRoute;
+	bool		needs_token;	/* refused without a token */
+	unsigned int ok_status;		/* status of a success */
+} ElRouteInfo;
 
-extern const ElRoute el_routes[];
+extern int	el_route_infos(ElRouteInfo **routes);
 
 /* http_openapi.c: GET /openapi.json */
 extern enum MHD_Result el_handle_openapi(struct MHD_Connection *conn);

@@ -52,9 +52,9 @@ async function description() {
 // Routes of every shape, as the gateway's route table declares them, for
 // the generator alone (enterprise_lab.openapi_document()).
 const SAMPLE_ROUTES = [
-  { method: 'PATCH', path: '/operational/cases/{operation_case_id}/status', api_function: 'set_case_status' },
+  { method: 'PATCH', path: '/operational/cases/{operation_case_id}/status', api_function: 'health', needs_token: true },
   { method: 'GET', path: '/dashboard/submissions', api_function: 'submissions', query_parameters: 'page,page_size' },
-  { method: 'POST', path: '/intake/submissions', api_function: 'submit_request',
+  { method: 'POST', path: '/intake/submissions', api_function: 'submit_request', ok_status: 201,
     summary: 'Submit an intake request', content_types: 'application/json,multipart/form-data' },
 ];
 const sqlJson = (v) => `'${JSON.stringify(v).replace(/'/g, "''")}'::jsonb`;
@@ -128,17 +128,22 @@ async function main() {
   is(JSON.stringify(patch.parameters.map((p) => [p.name, p.in, p.required])), '[["operation_case_id","path",true]]',
     'a {name} in a route is a required path parameter');
   ok(patch.requestBody && patch.requestBody.content['application/json'], 'a PATCH route takes a JSON body');
-  is(patch.description, doc.paths['/rpc/set_case_status'].post.description, "a route is described by its function's COMMENT");
+  is(patch.description, doc.paths['/rpc/health'].post.description, "a route is described by its function's COMMENT");
+  is(JSON.stringify(patch.security), '[{"bearerAuth":[]}]', 'a route that needs a token requires one, whatever its function');
+  is(JSON.stringify(sample.paths['/dashboard/submissions'].get.security), '[{},{"bearerAuth":[]}]',
+    'one open to the anonymous role does not');
   is(sample.paths['/dashboard/submissions'].get.parameters.map((p) => `${p.name}:${p.in}`).join(','),
     'page:query,page_size:query', 'a GET route lists its query parameters');
   const intake = sample.paths['/intake/submissions'].post;
   is(Object.keys(intake.requestBody.content).sort().join(','), 'application/json,multipart/form-data',
     'a route taking uploads lists both content types');
   is(intake.summary, 'Submit an intake request', "a route's own summary wins");
+  ok(intake.responses['201'] && !intake.responses['200'], 'a route that creates answers 201');
   for (const [route, why] of [
     [{ method: 'GET', path: '/a/../b', api_function: 'health' }, 'a path with ".."'],
     [{ method: 'TRACE', path: '/x', api_function: 'health' }, 'a method the gateway does not serve'],
     [{ method: 'GET', path: '/x', api_function: 'Health; DROP' }, 'a function name that is not one'],
+    [{ method: 'GET', path: '/x', api_function: 'health', ok_status: 404 }, 'a success status that is not 2xx'],
   ]) {
     ok(/ERROR:  22023: openapi_document: route .* is not valid/.test(psqlError(`SELECT enterprise_lab.openapi_document(${sqlJson([route])})`)),
       `the generator refuses ${why} (22023)`);
