@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GET /metrics of the built-in gateway: Prometheus' text format as promtool
 # (Debian's prometheus package) checks it, numbers that match the tables
-# and grow with the work done, events left waiting while the workers are
-# stopped, and enterprise_lab.metrics_access (anonymous, authenticated, off).
+# and grow with the work done (completions, failures, dead letters), events
+# left waiting while the workers are stopped, and
+# enterprise_lab.metrics_access (anonymous, authenticated, off).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source test/tap.sh
@@ -81,6 +82,38 @@ OK_AFTER=$(value "$SECOND" 'enterprise_lab_http_responses_total{code="200"}')
 curl -s -o /dev/null --max-time 10 "$EL_HTTP_URL/no-such-file"
 is "$(value "$(scrape)" 'enterprise_lab_http_responses_total{code="404"}')" 1 "a 404 is counted under code=\"404\""
 
+# --- failures and dead letters ----------------------------------------------
+# A handler that always fails, two attempts, no backoff: each event fails
+# once, then is dead-lettered.
+setting enterprise_lab.max_attempts 2
+setting enterprise_lab.backoff_base 0
+q >/dev/null <<'SQL'
+CREATE FUNCTION public.metrics_suite_failing(e integration.events) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'downstream system unavailable' USING ERRCODE = 'connection_failure';
+END $$;
+INSERT INTO integration.event_handlers (event_type, handler)
+VALUES ('MetricsSuiteFailure', 'public.metrics_suite_failing(integration.events)');
+SELECT count(*) FROM (
+  SELECT integration.enqueue_event('MetricsSuiteFailure', r.submission_id, 'service_request', r.id)
+    FROM source_system.service_requests r ORDER BY r.request_number LIMIT 3) x;
+SQL
+wait_for 60 "SELECT count(*) = 3 FROM integration.events WHERE event_type = 'MetricsSuiteFailure' AND status = 'dead_letter'" ||
+  echo "# the failing events were not dead-lettered"
+FAILED=$(scrape)
+is "$(sum "$FAILED" enterprise_lab_worker_events_dead_lettered_total)" 3 "the workers' dead-letter counters count the 3 dead letters"
+[ "$(sum "$FAILED" enterprise_lab_worker_events_failed_total)" -ge 3 ]
+ok $? "their failure counters count the first failed attempts ($(sum "$FAILED" enterprise_lab_worker_events_failed_total))"
+is "$(value "$FAILED" 'enterprise_lab_events{status="dead_letter"}')" 3 "enterprise_lab_events{status=\"dead_letter\"} is 3"
+q >/dev/null <<'SQL'
+SELECT count(*) FROM integration.events e, integration.skip_event(e.id, 'metrics suite')
+ WHERE e.event_type = 'MetricsSuiteFailure';
+DELETE FROM integration.event_handlers WHERE event_type = 'MetricsSuiteFailure';
+DROP FUNCTION public.metrics_suite_failing(integration.events);
+SQL
+reset_setting enterprise_lab.max_attempts
+reset_setting enterprise_lab.backoff_base
+
 # --- waiting events: pending and the oldest one's age ----------------------
 setting enterprise_lab.worker_count 0
 wait_for 30 "SELECT count(*) = 0 FROM integration.worker_status" || echo "# workers did not stop"
@@ -99,6 +132,13 @@ reset_setting enterprise_lab.worker_count
 wait_for 60 "SELECT count(*) = 0 FROM integration.events WHERE status IN ('pending', 'failed')" ||
   echo "# events still pending"
 is "$(value "$(scrape)" enterprise_lab_events_oldest_pending_age_seconds)" 0 "once they are processed the age is 0"
+
+# --- the SQL side, as an api function ---------------------------------------
+RPC=$(curl -s --max-time 10 -X POST "$EL_HTTP_URL/rpc/queue_metrics" -H 'Content-Type: application/json' -d '{}')
+is "$(jq -r '.events.completed' <<<"$RPC")" "$(q -c "SELECT count(*) FROM integration.events WHERE status = 'completed'")" \
+  "POST /rpc/queue_metrics serves the same counts to an anonymous caller"
+RPC=$(curl -s --max-time 10 -w ' %{http_code}' -X POST "$EL_HTTP_URL/rpc/queue_metrics" -H 'Content-Type: application/json' -d '{"since": 1}')
+grep -q '"code":"22023".*unknown key \\"since\\".* 400$' <<<"$RPC"; ok $? "and refuses a key it does not take (400, 22023)"
 
 # --- access --------------------------------------------------------------
 setting enterprise_lab.metrics_access authenticated
