@@ -13,10 +13,10 @@ const ALIASES = [
   [/\bdocument\b|\bfile_name\b|\bcontent_type\b|\bcontent_base64\b|\bfile\b/, 'document'],
   [/\brequester_name\b/, 'requester_name'],
   [/\brequester_email\b|\be-?mail\b/, 'requester_email'],
-  [/\bdescription\b/, 'description'],
+  [/\b(request_)?description\b/, 'description'],
   [/\brequest_type(_code)?\b|\brequest type\b/, 'request_type'],
   [/\bpriority(_code)?\b/, 'priority'],
-  [/\bteam(_code)?\b/, 'team'],
+  [/\b(assigned_)?team(_code)?\b/, 'team'],
   [/\bagreement(_id)?\b/, 'agreement_id'],
   [/\bcustomer(_id)?\b/, 'customer_id'],
 ];

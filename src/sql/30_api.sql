@@ -186,7 +186,8 @@ BEGIN
       SELECT jsonb_agg(jsonb_build_object('from_status', t.from_status, 'to_status', t.to_status)
                        ORDER BY t.from_status, t.to_status)
         FROM operational.status_transitions t), '[]'),
-    'intake_methods', '["portal", "api", "email", "phone", "batch"]'::jsonb,
+    'intake_methods', coalesce((
+      SELECT jsonb_agg(m.code ORDER BY m.code COLLATE "C") FROM reference.intake_methods m WHERE m.active), '[]'),
     'document_types', jsonb_build_object(
       'extensions', '["pdf", "txt", "csv", "png", "jpg", "jpeg"]'::jsonb,
       'content_types', '["application/pdf", "text/plain", "text/csv", "image/png", "image/jpeg"]'::jsonb,
@@ -202,15 +203,20 @@ DECLARE
   body ALIAS FOR $1;
   fn constant text := 'submit_request';
   b jsonb := enterprise_lab.api_body(fn, body,
-               ARRAY['requester_name', 'requester_email', 'description', 'request_type', 'priority',
-                     'team', 'customer_id', 'agreement_id', 'intake_method', 'document']);
+               ARRAY['requester_name', 'requester_email', 'request_description', 'description', 'request_type',
+                     'priority', 'assigned_team', 'team', 'customer_id', 'agreement_id', 'intake_method', 'document']);
   v_name text := enterprise_lab.api_text(fn, b, 'requester_name', true, 200);
   v_email text := enterprise_lab.api_text(fn, b, 'requester_email', true, 254);
-  v_description text := enterprise_lab.api_text(fn, b, 'description', true, 4000);
+  -- The original lab's keys (request_description, assigned_team), or the
+  -- shorter ones (description, team); a missing one is named by the first.
+  v_description text := coalesce(enterprise_lab.api_text(fn, b, 'request_description', false, 4000),
+                                 enterprise_lab.api_text(fn, b, CASE WHEN b ? 'description' THEN 'description' ELSE 'request_description' END, true, 4000));
   v_type text := enterprise_lab.api_text(fn, b, 'request_type', true, 40);
   v_priority text := enterprise_lab.api_text(fn, b, 'priority', true, 40);
-  v_team text := enterprise_lab.api_text(fn, b, 'team', true, 40);
-  v_customer uuid := enterprise_lab.api_uuid(fn, b, 'customer_id', true);
+  v_team text := coalesce(enterprise_lab.api_text(fn, b, 'assigned_team', false, 40),
+                          enterprise_lab.api_text(fn, b, CASE WHEN b ? 'team' THEN 'team' ELSE 'assigned_team' END, true, 40));
+  -- The original lab's body names no customer: the seeded UNASSIGNED one.
+  v_customer uuid := coalesce(enterprise_lab.api_uuid(fn, b, 'customer_id', false), '10000000-0000-4000-8000-000000000000');
   v_agreement uuid := enterprise_lab.api_uuid(fn, b, 'agreement_id', false);
   v_method text := coalesce(enterprise_lab.api_text(fn, b, 'intake_method', false, 40), 'portal');
   doc jsonb := b -> 'document';
@@ -222,10 +228,12 @@ DECLARE
   v_submission uuid;
   result jsonb;
 BEGIN
-  IF v_method NOT IN ('portal', 'api', 'email', 'phone', 'batch') THEN
+  IF NOT EXISTS (SELECT 1 FROM reference.intake_methods m WHERE m.code = v_method AND m.active) THEN
     RAISE EXCEPTION '%: intake_method "%" is not known', fn, v_method
       USING ERRCODE = 'invalid_parameter_value', COLUMN = 'intake_method',
-            HINT = 'Use portal, api, email, phone or batch.';
+            DETAIL = format('Known intake methods: %s.', (SELECT string_agg(m.code, ', ' ORDER BY m.code COLLATE "C")
+                                                            FROM reference.intake_methods m WHERE m.active)),
+            HINT = 'Choose one of reference.intake_methods.';
   END IF;
 
   IF doc IS NOT NULL AND jsonb_typeof(doc) <> 'null' THEN
@@ -251,11 +259,11 @@ BEGIN
   END IF;
 
   INSERT INTO intake.submissions AS s
-         (intake_method, requester_name, requester_email, description,
-          request_type_code, priority_code, team_code, customer_id, agreement_id, submitted_by)
+         (intake_method, requester_name, requester_email, request_description,
+          request_type, priority, assigned_team, customer_id, agreement_id, submitted_by)
   VALUES (v_method, v_name, v_email, v_description, v_type, v_priority, v_team,
           v_customer, v_agreement, enterprise_lab.request_subject())
-  RETURNING s.id INTO v_submission;
+  RETURNING s.submission_id INTO v_submission;
 
   SELECT jsonb_build_object('submission_id', v_submission,
                             'service_request_id', r.id,
@@ -274,7 +282,7 @@ BEGIN
   RETURN result;
 END $$;
 COMMENT ON FUNCTION api.submit_request(jsonb) IS
-  'Submit an intake request, optionally with one document (file_name, content_type, content_base64): creates the submission, its service request, the RequestCreated event and the document in one transaction. Returns their ids and the request number.';
+  'Submit an intake request: {"requester_name", "requester_email", "request_description" (or "description"), "request_type", "priority", "assigned_team" (or "team"), "customer_id"? (default: the UNASSIGNED customer), "agreement_id"?, "intake_method"? (default portal), "document"?}, the document being {file_name, content_type, content_base64}. Creates the submission, its service request, the RequestCreated event and the document in one transaction. Returns their ids and the request number.';
 
 
 CREATE FUNCTION api.set_case_status(jsonb DEFAULT '{}') RETURNS jsonb
@@ -422,7 +430,7 @@ BEGIN
     FROM intake.submissions s
     JOIN reference.customers c ON c.id = s.customer_id
     LEFT JOIN reference.agreements a ON a.id = s.agreement_id
-   WHERE s.id = v_id;
+   WHERE s.submission_id = v_id;
   IF NOT FOUND THEN
     PERFORM enterprise_lab.api_not_found('submission', v_id);
   END IF;
@@ -526,7 +534,7 @@ DECLARE
   b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id']);
   v_submission uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', true);
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM intake.submissions WHERE id = v_submission) THEN
+  IF NOT EXISTS (SELECT 1 FROM intake.submissions WHERE submission_id = v_submission) THEN
     PERFORM enterprise_lab.api_not_found('submission', v_submission);
   END IF;
   RETURN jsonb_build_object('items', coalesce((
@@ -578,9 +586,9 @@ BEGIN
     'database', true,
     'workers_running', (SELECT count(*) FROM integration.worker_status),
     'pending_events', (SELECT count(*) FROM (SELECT FROM integration.events
-                         WHERE status IN ('pending', 'failed') LIMIT 10000) AS e),
+                         WHERE event_status IN ('pending', 'failed') LIMIT 10000) AS e),
     'dead_letters', (SELECT count(*) FROM (SELECT FROM integration.events
-                       WHERE status = 'dead_letter' LIMIT 10000) AS e),
+                       WHERE event_status = 'dead_letter' LIMIT 10000) AS e),
     'version', (SELECT extversion FROM pg_extension WHERE extname = 'enterprise_lab'));
 END $$;
 COMMENT ON FUNCTION api.health(jsonb) IS

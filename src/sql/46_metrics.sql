@@ -22,7 +22,7 @@ BEGIN
                  WHERE layer = 'integration' AND status IN ('pending', 'failed')),
     'oldest_pending_age_seconds',
       coalesce((SELECT extract(epoch FROM now() - e.created_at)
-                  FROM integration.events e WHERE e.status IN ('pending', 'failed')
+                  FROM integration.events e WHERE e.event_status IN ('pending', 'failed')
                  ORDER BY e.seq LIMIT 1), 0));
 END $$;
 COMMENT ON FUNCTION api.queue_metrics(jsonb) IS

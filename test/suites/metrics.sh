@@ -34,7 +34,7 @@ PY
 }
 promtool_ok() { promtool check metrics <<<"$1" 2>&1; }
 OLDEST_AGE="SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM integration.events
-             WHERE status IN ('pending', 'failed')"
+             WHERE event_status IN ('pending', 'failed')"
 
 q -c 'CREATE EXTENSION IF NOT EXISTS enterprise_lab CASCADE' >/dev/null 2>&1
 for _ in $(seq 100); do
@@ -62,14 +62,14 @@ HIST_BEFORE=$(sum "$FIRST" enterprise_lab_worker_batch_duration_seconds_count)
 DONE_BEFORE=$(sum "$FIRST" enterprise_lab_worker_events_processed_total)
 OK_BEFORE=$(value "$FIRST" 'enterprise_lab_http_responses_total{code="200"}')
 submit 25
-wait_for 60 "SELECT count(*) = 0 FROM integration.events WHERE status IN ('pending', 'failed')" ||
+wait_for 60 "SELECT count(*) = 0 FROM integration.events WHERE event_status IN ('pending', 'failed')" ||
   echo "# events still pending"
 SECOND=$(scrape)
 OUT=$(promtool_ok "$SECOND"); ok $? "promtool check metrics accepts a scrape after processing"
 [ -n "$OUT" ] && sed 's/^/#   /' <<<"$OUT"
 for s in completed pending failed dead_letter skipped; do
   is "$(value "$SECOND" "enterprise_lab_events{status=\"$s\"}")" \
-     "$(q -c "SELECT count(*) FROM integration.events WHERE status = '$s'")" \
+     "$(q -c "SELECT count(*) FROM integration.events WHERE event_status = '$s'")" \
      "enterprise_lab_events{status=\"$s\"} matches the table"
 done
 HIST_AFTER=$(sum "$SECOND" enterprise_lab_worker_batch_duration_seconds_count)
@@ -103,7 +103,7 @@ SELECT count(*) FROM (
   SELECT integration.enqueue_event('MetricsSuiteFailure', r.submission_id, 'service_request', r.id)
     FROM source_system.service_requests r ORDER BY r.request_number LIMIT 3) x;
 SQL
-wait_for 60 "SELECT count(*) = 3 FROM integration.events WHERE event_type = 'MetricsSuiteFailure' AND status = 'dead_letter'" ||
+wait_for 60 "SELECT count(*) = 3 FROM integration.events WHERE event_type = 'MetricsSuiteFailure' AND event_status = 'dead_letter'" ||
   echo "# the failing events were not dead-lettered"
 FAILED=$(scrape)
 is "$(sum "$FAILED" enterprise_lab_worker_events_dead_lettered_total)" $((DEAD_BEFORE + 3)) \
@@ -111,7 +111,7 @@ is "$(sum "$FAILED" enterprise_lab_worker_events_dead_lettered_total)" $((DEAD_B
 [ "$(sum "$FAILED" enterprise_lab_worker_events_failed_total)" -ge 3 ]
 ok $? "their failure counters count the first failed attempts ($(sum "$FAILED" enterprise_lab_worker_events_failed_total))"
 is "$(value "$FAILED" 'enterprise_lab_events{status="dead_letter"}')" \
-   "$(q -c "SELECT count(*) FROM integration.events WHERE status = 'dead_letter'")" \
+   "$(q -c "SELECT count(*) FROM integration.events WHERE event_status = 'dead_letter'")" \
    "enterprise_lab_events{status=\"dead_letter\"} counts them"
 q >/dev/null <<'SQL'
 SELECT count(*) FROM integration.events e, integration.skip_event(e.id, 'metrics suite')
@@ -129,17 +129,17 @@ submit 3
 sleep 1.1
 THIRD=$(scrape)
 is "$(value "$THIRD" enterprise_lab_events_pending)" \
-   "$(q -c "SELECT count(*) FROM integration.events WHERE status IN ('pending', 'failed')")" \
+   "$(q -c "SELECT count(*) FROM integration.events WHERE event_status IN ('pending', 'failed')")" \
    "with the workers stopped, enterprise_lab_events_pending counts the waiting events"
 AGE=$(value "$THIRD" enterprise_lab_events_oldest_pending_age_seconds)
 AGE_SQL=$(q -c "$OLDEST_AGE")
 awk -v a="$AGE" -v b="$AGE_SQL" 'BEGIN { d = a - b; exit !(a >= 1 && d < 2 && d > -2) }'
 ok $? "and the oldest waiting event's age is reported ($AGE s; the table says $AGE_SQL s)"
 is "$(value "$THIRD" enterprise_lab_workers_running)" 0 "enterprise_lab_workers_running is 0"
-PLAN=$(q -c "EXPLAIN (COSTS OFF) SELECT e.created_at FROM integration.events e WHERE e.status IN ('pending', 'failed') ORDER BY e.seq LIMIT 1")
+PLAN=$(q -c "EXPLAIN (COSTS OFF) SELECT e.created_at FROM integration.events e WHERE e.event_status IN ('pending', 'failed') ORDER BY e.seq LIMIT 1")
 grep -q 'events_due_idx' <<<"$PLAN"; ok $? "the oldest waiting event is found through the claim's partial index"
 reset_setting enterprise_lab.worker_count
-wait_for 60 "SELECT count(*) = 0 FROM integration.events WHERE status IN ('pending', 'failed')" ||
+wait_for 60 "SELECT count(*) = 0 FROM integration.events WHERE event_status IN ('pending', 'failed')" ||
   echo "# events still pending"
 AGE=$(value "$(scrape)" enterprise_lab_events_oldest_pending_age_seconds)
 AGE_SQL=$(q -c "$OLDEST_AGE")
@@ -148,7 +148,7 @@ ok $? "once they are processed the age follows (0 when nothing waits; $AGE s, th
 
 # --- the SQL side, as an api function ---------------------------------------
 RPC=$(curl -s --max-time 10 -X POST "$EL_HTTP_URL/rpc/queue_metrics" -H 'Content-Type: application/json' -d '{}')
-is "$(jq -r '.events.completed' <<<"$RPC")" "$(q -c "SELECT count(*) FROM integration.events WHERE status = 'completed'")" \
+is "$(jq -r '.events.completed' <<<"$RPC")" "$(q -c "SELECT count(*) FROM integration.events WHERE event_status = 'completed'")" \
   "POST /rpc/queue_metrics serves the same counts to an anonymous caller"
 RPC=$(curl -s --max-time 10 -w ' %{http_code}' -X POST "$EL_HTTP_URL/rpc/queue_metrics" -H 'Content-Type: application/json' -d '{"since": 1}')
 grep -q '"code":"22023".*unknown key \\"since\\".* 400$' <<<"$RPC"; ok $? "and refuses a key it does not take (400, 22023)"
