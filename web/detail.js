@@ -98,9 +98,13 @@ export function renderDetail(d, onChanged) {
 
   renderIfChanged($('table-documents'), documentsKey, () => $('table-documents').replaceChildren(table(d.documents, [
     ['file_name', 'File', (r) => h('span', { class: 'file-name' }, r.file_name ?? r.original_file_name ?? '')],
-    ['content_type', 'Type', (r) => r.content_type ?? r.document_type ?? '—'],
+    ['document_type', 'Document type', (r) => r.document_type ?? '—'],
+    ['content_type', 'Content type', (r) => r.content_type ?? '—'],
     ['size_bytes', 'Size', (r) => bytes(r.size_bytes ?? r.size ?? r.byte_size)],
     ['sha256', 'SHA-256', (r) => { const sum = r.sha256 ?? r.checksum_sha256 ?? r.checksum; return sum ? h('code', { class: 'id', title: sum }, `${String(sum).slice(0, 12)}…`) : '—'; }],
+    ['id', 'Document id', (r) => h('code', { class: 'id' }, r.id ?? '')],
+    // Where the bytes are: the bucket and the object's key in it.
+    ['storage_key', 'Storage key', (r) => (r.object_key ? h('code', { class: 'storage-key' }, `${r.bucket}/${r.object_key}`) : '—')],
     ['status', 'Status', (r) => badge(r.status ?? r.upload_status ?? null)],
     ['uploaded_at', 'Stored', (r) => when(r.uploaded_at ?? r.created_at)],
     ['download_url', 'Download', (r) => {

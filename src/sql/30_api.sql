@@ -162,7 +162,10 @@ BEGIN
                'agreements', coalesce((
                  SELECT jsonb_agg(jsonb_build_object(
                           'id', a.id, 'agreement_number', a.agreement_number, 'name', a.name,
-                          'valid_from', a.valid_from, 'valid_to', a.valid_to, 'status', a.status)
+                          'valid_from', a.valid_from, 'valid_to', a.valid_to, 'status', a.status,
+                          -- What intake.validate_submission accepts today.
+                          'current', a.status = 'active' AND current_date >= a.valid_from
+                                     AND (a.valid_to IS NULL OR current_date <= a.valid_to))
                         ORDER BY a.agreement_number)
                    FROM reference.agreements a WHERE a.customer_id = c.id), '[]'))
              ORDER BY c.name)
@@ -191,10 +194,14 @@ BEGIN
     'document_types', jsonb_build_object(
       'extensions', '["pdf", "txt", "csv", "png", "jpg", "jpeg"]'::jsonb,
       'content_types', '["application/pdf", "text/plain", "text/csv", "image/png", "image/jpeg"]'::jsonb,
-      'max_size', pg_size_bytes(coalesce(current_setting('enterprise_lab.max_document_size', true), '10MB'))));
+      'max_size', pg_size_bytes(coalesce(current_setting('enterprise_lab.max_document_size', true), '10MB')),
+      'types', coalesce((
+        SELECT jsonb_agg(jsonb_build_object('code', t.code, 'name', t.name, 'description', t.description)
+                         ORDER BY t.code <> 'supporting_document', t.name)
+          FROM reference.document_types t WHERE t.active), '[]')));
 END $$;
 COMMENT ON FUNCTION api.reference_data(jsonb) IS
-  'Everything the intake form and the workflow panel choose from: customers with their agreements, request types, priorities, teams, case statuses, allowed transitions, document types. Body: {}.';
+  'Everything the intake form and the workflow panel choose from: customers (status) with their agreements (current: active and valid today), request types, priorities, teams, case statuses, allowed transitions, document types (the accepted files, and the classifications in types). Body: {}.';
 
 
 CREATE FUNCTION api.submit_request(jsonb DEFAULT '{}') RETURNS jsonb
@@ -222,6 +229,7 @@ DECLARE
   doc jsonb := b -> 'document';
   doc_name text;
   doc_type text;
+  doc_class text;
   doc_base64 text;
   doc_content bytea;
   max_size bigint := pg_size_bytes(coalesce(current_setting('enterprise_lab.max_document_size', true), '10MB'));
@@ -243,9 +251,17 @@ BEGIN
               DETAIL = format('It is a JSON %s.', jsonb_typeof(doc)),
               HINT = 'Send {"file_name": ..., "content_type": ..., "content_base64": ...}.';
     END IF;
-    PERFORM enterprise_lab.api_body(fn || ' document', doc, ARRAY['file_name', 'content_type', 'content_base64']);
+    PERFORM enterprise_lab.api_body(fn || ' document', doc, ARRAY['file_name', 'content_type', 'content_base64', 'document_type']);
     doc_name := enterprise_lab.api_text(fn, doc, 'file_name', true, 255);
     doc_type := enterprise_lab.api_text(fn, doc, 'content_type', true, 100);
+    doc_class := coalesce(enterprise_lab.api_text(fn, doc, 'document_type', false, 63), 'supporting_document');
+    IF NOT EXISTS (SELECT 1 FROM reference.document_types t WHERE t.code = doc_class AND t.active) THEN
+      RAISE EXCEPTION '%: document_type "%" is not known', fn, doc_class
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'document_type',
+              DETAIL = format('Known document types: %s.', (SELECT string_agg(t.code, ', ' ORDER BY t.code COLLATE "C")
+                                                              FROM reference.document_types t WHERE t.active)),
+              HINT = 'Choose one of reference.document_types, or leave it out for supporting_document.';
+    END IF;
     -- base64 is 4 characters per 3 bytes, plus line breaks some encoders add.
     doc_base64 := enterprise_lab.api_text(fn, doc, 'content_base64', true,
                                           ((max_size + 2) / 3 * 4 + (max_size / 57 + 1) * 2)::integer);
@@ -277,12 +293,12 @@ BEGIN
 
   IF doc_content IS NOT NULL THEN
     result := result || jsonb_build_object('document_id',
-      document_repo.upload_document(v_submission, doc_name, doc_type, doc_content, 'supporting_document'));
+      document_repo.upload_document(v_submission, doc_name, doc_type, doc_content, doc_class));
   END IF;
   RETURN result;
 END $$;
 COMMENT ON FUNCTION api.submit_request(jsonb) IS
-  'Submit an intake request: {"requester_name", "requester_email", "request_description" (or "description"), "request_type", "priority", "assigned_team" (or "team"), "customer_id"? (default: the UNASSIGNED customer), "agreement_id"?, "intake_method"? (default portal), "document"?}, the document being {file_name, content_type, content_base64}. Creates the submission, its service request, the RequestCreated event and the document in one transaction. Returns their ids and the request number.';
+  'Submit an intake request: {"requester_name", "requester_email", "request_description" (or "description"), "request_type", "priority", "assigned_team" (or "team"), "customer_id"? (default: the UNASSIGNED customer), "agreement_id"?, "intake_method"? (default portal), "document"?}, the document being {file_name, content_type, content_base64, document_type? (from reference.document_types, default supporting_document)}. Creates the submission, its service request, the RequestCreated event and the document in one transaction. Returns their ids and the request number.';
 
 
 CREATE FUNCTION api.set_case_status(jsonb DEFAULT '{}') RETURNS jsonb
@@ -478,78 +494,6 @@ COMMENT ON FUNCTION api.submission_detail(jsonb) IS
   'One submission across every layer: {"submission_id"} -> submission, service_request, case, status_history, canonical, documents (for operators, auditors and admins with a 15-minute presigned download_url; only their ids for the anonymous role), events, sync_logs, lineage, webhook deliveries (not for the anonymous role). PT404 (HTTP 404) when unknown.';
 
 
-CREATE FUNCTION api.events(jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  body ALIAS FOR $1;
-  fn constant text := 'events';
-  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id', 'status', 'limit']);
-  v_submission uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', false);
-  v_status text := enterprise_lab.api_text(fn, b, 'status', false, 40);
-  v_limit integer := enterprise_lab.api_integer(fn, b, 'limit', 100, 1, 1000);
-BEGIN
-  IF v_status NOT IN ('pending', 'completed', 'failed', 'dead_letter', 'skipped') THEN
-    RAISE EXCEPTION '%: status "%" is not an event status', fn, v_status
-      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'status',
-            HINT = 'Use pending, completed, failed, dead_letter or skipped.';
-  END IF;
-  RETURN jsonb_build_object('items', coalesce((
-    SELECT jsonb_agg(to_jsonb(f) || jsonb_build_object('id', f.event_id) ORDER BY f.seq DESC)
-      FROM (SELECT ef.*, e.payload
-              FROM dashboard.event_flow ef
-              JOIN integration.events e ON e.id = ef.event_id
-             WHERE (v_submission IS NULL OR ef.submission_id = v_submission)
-               AND (v_status IS NULL OR ef.status = v_status)
-             ORDER BY ef.seq DESC
-             LIMIT v_limit) f), '[]'));
-END $$;
-COMMENT ON FUNCTION api.events(jsonb) IS
-  'Integration events, newest first, with request number, attempts, last error and latency: {"submission_id"?, "status"?, "limit"? (1..1000, default 100)}.';
-
-
-CREATE FUNCTION api.sync_logs(jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  body ALIAS FOR $1;
-  fn constant text := 'sync_logs';
-  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id', 'limit']);
-  v_submission uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', false);
-  v_limit integer := enterprise_lab.api_integer(fn, b, 'limit', 100, 1, 1000);
-BEGIN
-  RETURN jsonb_build_object('items', coalesce((
-    SELECT jsonb_agg(to_jsonb(l) ORDER BY l.id DESC)
-      FROM (SELECT * FROM integration.sync_logs
-             WHERE v_submission IS NULL OR submission_id = v_submission
-             ORDER BY id DESC LIMIT v_limit) l), '[]'));
-END $$;
-COMMENT ON FUNCTION api.sync_logs(jsonb) IS
-  'Processing outcomes (sync logs), newest first: {"submission_id"?, "limit"? (1..1000, default 100)}.';
-
-
-CREATE FUNCTION api.lineage(jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  body ALIAS FOR $1;
-  fn constant text := 'lineage';
-  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id']);
-  v_submission uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', true);
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM intake.submissions WHERE submission_id = v_submission) THEN
-    PERFORM enterprise_lab.api_not_found('submission', v_submission);
-  END IF;
-  RETURN jsonb_build_object('items', coalesce((
-    SELECT jsonb_agg(jsonb_build_object('from_type', l.from_type, 'from_id', l.from_id,
-                                        'to_type', l.to_type, 'to_id', l.to_id,
-                                        'relationship', l.relationship, 'event_id', l.event_id,
-                                        'created_at', l.created_at)
-                     ORDER BY l.created_at, enterprise_lab.api_lineage_rank(l.from_type),
-                              l.from_type, l.to_type, l.relationship)
-      FROM canonical.lineage_records l WHERE l.submission_id = v_submission), '[]'));
-END $$;
-COMMENT ON FUNCTION api.lineage(jsonb) IS
-  'Lineage edges of one submission (service_request -> operation_case -> business_object): {"submission_id"}.';
-
-
 CREATE FUNCTION api.metrics(jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -630,7 +574,6 @@ END $$;
 GRANT USAGE ON SCHEMA api TO lab_anon, lab_operator, lab_auditor, lab_admin;
 GRANT EXECUTE ON FUNCTION
   api.reference_data(jsonb), api.submit_request(jsonb), api.submissions(jsonb),
-  api.submission_detail(jsonb), api.events(jsonb), api.sync_logs(jsonb), api.lineage(jsonb),
-  api.metrics(jsonb), api.health(jsonb)
+  api.submission_detail(jsonb), api.metrics(jsonb), api.health(jsonb)
   TO lab_anon, lab_operator, lab_auditor, lab_admin;
 GRANT EXECUTE ON FUNCTION api.set_case_status(jsonb), api.replay_event(jsonb) TO lab_operator, lab_admin;
