@@ -67,6 +67,8 @@ static bool
 el_queue_metrics(StringInfo out)
 {
 	ElAuth		auth;
+	ElApiCall	call = {0};
+	StringInfoData none;
 	unsigned int status;
 	char	   *json;
 	Jsonb	   *jb;
@@ -79,7 +81,14 @@ el_queue_metrics(StringInfo out)
 	if (!el_gateway_has_database)
 		return false;
 	el_anonymous_auth(&auth);
-	if (!el_call_api("queue_metrics", NULL, &auth, "/metrics", &status, &json))
+	initStringInfo(&none);
+	call.name = "queue_metrics";
+	call.body = &none;
+	call.auth = &auth;
+	call.method = MHD_HTTP_METHOD_GET;
+	call.path = "/metrics";
+	call.ok_status = MHD_HTTP_OK;
+	if (!el_call_api(&call, &status, &json))
 		return false;
 	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
 

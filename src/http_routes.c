@@ -2,7 +2,8 @@
  * http_routes.c
  *		enterprise_lab.http_routes(): the gateway's routes besides
  *		POST /rpc/<name>, shown to SQL so that api.openapi() describes exactly
- *		the routes the gateway serves, declared once in the route table.
+ *		the routes the gateway serves, declared once in the route table of
+ *		http_original.c.
  */
 #include "postgres.h"
 
@@ -13,17 +14,9 @@
 #include "gateway.h"
 
 /*
- * The route table's entries as el_route_infos() describes them.  The file
- * that holds the route table and its handlers implements it over its own
- * table; until one does, no route besides /rpc/<name> calls an api function.
+ * enterprise_lab.http_routes(): el_route_infos() (http_original.c), one row
+ * per route.
  */
-int
-el_route_infos(ElRouteInfo **routes)
-{
-	*routes = NULL;
-	return 0;
-}
-
 PG_FUNCTION_INFO_V1(el_http_routes);
 Datum
 el_http_routes(PG_FUNCTION_ARGS)

@@ -3,8 +3,9 @@
  *		Declarations shared by the files of the built-in HTTP gateway:
  *		gateway.c (settings, the daemon and its loop, request dispatch),
  *		http_guard.c, http_limits.c, http_response.c, http_auth.c,
- *		http_static.c, http_rpc.c, http_health.c, http_metrics.c,
- *		http_openapi.c and http_routes.c.  Everything here runs in the gateway process, on its
+ *		http_static.c, http_rpc.c, http_original.c, http_multipart.c,
+ *		http_health.c, http_metrics.c, http_openapi.c and http_routes.c.
+ *		Everything here runs in the gateway process, on its
  *		only thread, inside PG_TRY (see gateway.c).
  */
 #ifndef EL_GATEWAY_H
@@ -90,6 +91,8 @@ extern enum MHD_Result el_respond(struct MHD_Connection *conn, unsigned int stat
 extern enum MHD_Result el_respond_error(struct MHD_Connection *conn, unsigned int status,
 										const char *code, const char *message,
 										const char *details, const char *hint);
+extern enum MHD_Result el_respond_not_allowed(struct MHD_Connection *conn, const char *allow,
+											  const char *method, const char *url);
 extern enum MHD_Result el_respond_close(struct MHD_Connection *conn, unsigned int status,
 										const char *code, const char *message);
 extern char *el_error_json(const char *code, const char *message,
@@ -121,13 +124,35 @@ extern void el_load_libjwt(void);
 extern void el_anonymous_auth(ElAuth *auth);
 extern void el_authenticate(struct MHD_Connection *conn, ElAuth *auth);
 
+/* One call of api.<name>(jsonb) on behalf of a request. */
+typedef struct ElApiCall
+{
+	const char *name;			/* api function */
+	StringInfo	body;			/* JSON from the client; empty: {} */
+	const char *overlay;		/* JSON object merged over it (path, query), or NULL */
+	ElAuth	   *auth;
+	const char *method;			/* request.method */
+	const char *path;			/* request.path */
+	unsigned int ok_status;		/* status of a successful call */
+} ElApiCall;
+
 /* http_rpc.c: POST /rpc/<name>, and the frame of a request's transaction */
 extern void el_request_begin(void);
 extern void el_stop_request_timeout(void);
 extern enum MHD_Result el_handle_rpc(struct MHD_Connection *conn, const char *url,
 									 ElRequest *req);
-extern bool el_call_api(const char *name, StringInfo body, ElAuth *auth, const char *path,
-						unsigned int *status, char **json);
+extern enum MHD_Result el_answer_api(struct MHD_Connection *conn, const ElApiCall *call);
+extern bool el_call_api(const ElApiCall *call, unsigned int *status, char **json);
+
+/* http_original.c: the original lab's routes */
+extern bool el_is_original_path(const char *url);
+extern enum MHD_Result el_handle_original(struct MHD_Connection *conn, const char *url,
+										  const char *method, ElRequest *req);
+
+/* http_multipart.c: a form post as the JSON body of api.original_submit_request */
+extern bool el_is_form_post(struct MHD_Connection *conn);
+extern bool el_form_to_json(struct MHD_Connection *conn, StringInfo body, StringInfo json,
+							ElRefusal *refusal);
 
 /* http_metrics.c: GET /metrics (Prometheus) */
 typedef enum ElMetricsAccess
@@ -141,10 +166,10 @@ extern int	el_metrics_access;
 extern enum MHD_Result el_handle_metrics(struct MHD_Connection *conn);
 
 /*
- * http_routes.c: enterprise_lab.http_routes(), the routes besides
- * POST /rpc/<name> as api.openapi() describes them.  el_route_infos() is
- * implemented by the file that holds the route table, over that table, and
- * returns how many entries it set *routes to (palloc'd).
+ * The routes besides POST /rpc/<name> as api.openapi() describes them:
+ * el_route_infos() (http_original.c, over its route table) returns how many
+ * there are and sets *routes to them (palloc'd); enterprise_lab.http_routes()
+ * (http_routes.c) shows them to SQL.
  */
 typedef struct ElRouteInfo
 {
