@@ -116,6 +116,20 @@ async function main() {
   ok(absent.length === 0, `every route of the gateway (enterprise_lab.http_routes(): ${routes.length}) is described`,
     `absent: ${absent.join(', ')}`);
 
+  // The original lab's routes, as the gateway serves them.
+  const live = doc.paths['/operational/cases/{operation_case_id}/status'];
+  ok(live && live.patch && JSON.stringify(live.patch.security) === '[{"bearerAuth":[]}]'
+     && live.patch.parameters[0].name === 'operation_case_id',
+  "PATCH /operational/cases/{operation_case_id}/status is described, with its path parameter and a required token");
+  const submit = doc.paths['/intake/submissions'] && doc.paths['/intake/submissions'].post;
+  ok(submit && submit.responses['201'] && submit.requestBody.content['multipart/form-data'],
+    'POST /intake/submissions answers 201 and takes JSON or a form');
+  ok(['/dashboard/submissions', '/dashboard/submissions/{submission_id}', '/dashboard/events', '/dashboard/lineage',
+    '/dashboard/sync-logs', '/reference/customers', '/reference/teams'].every((p) => doc.paths[p] && doc.paths[p].get),
+  'the GET /dashboard/... and /reference/... routes are described');
+  is((doc.paths['/dashboard/events'].get.parameters || []).map((p) => `${p.name}:${p.in}`).join(','),
+    'limit:query,offset:query', 'the paged ones with their limit and offset');
+
   // The generator on routes of every shape.
   const sample = JSON.parse(psql(`SELECT enterprise_lab.openapi_document(${sqlJson(SAMPLE_ROUTES)})`));
   try {
