@@ -14,7 +14,5 @@ window.addEventListener('DOMContentLoaded', () => {
     url: '/openapi.json',
     dom_id: '#swagger-ui',
     deepLinking: true,
-    // The gateway is same-origin: "Try it out" sends the token set in Authorize.
-    persistAuthorization: false,
   });
 });
