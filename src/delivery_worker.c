@@ -983,7 +983,8 @@ el_delivery_worker_main(Datum arg)
 	Oid			dboid = DatumGetObjectId(arg);
 	WaitEventSet *volatile set = NULL;
 	WaitEvent  *events;
-	volatile bool claim_wanted = true;
+	volatile bool claim_wanted = true;	/* lease as soon as there is room */
+	volatile bool claim_later = false;	/* lease once the queue runs low */
 	volatile TimestampTz last_claim = 0;
 	volatile bool reported_missing = false;
 	volatile int consecutive_errors = 0;
@@ -1080,21 +1081,23 @@ el_delivery_worker_main(Datum arg)
 			{
 				el_record();
 				el_release_done();
-				claim_wanted = true;	/* an answer may release the next delivery of its pair */
+				claim_later = true; /* an answer may release the next delivery of its pair */
 			}
 			now = GetCurrentTimestamp();
 			if (TimestampDifferenceExceeds(last_claim, now, el_naptime_ms))
 				claim_wanted = true;
 			/*
-			 * Lease more only when less than a round of requests is queued:
-			 * fewer, larger leases; an idle worker still leases at once.
+			 * New deliveries (the latch) are leased at once.  What answers
+			 * may have released, or a full lease left behind, is leased when
+			 * less than a round of requests is queued: fewer, larger leases.
 			 */
-			if (claim_wanted && nflight + nwaiting < max_flight && nwaiting < el_delivery_max_connections &&
+			if ((claim_wanted || (claim_later && nwaiting < el_delivery_max_connections)) &&
+				nflight + nwaiting < max_flight &&
 				(consecutive_errors == 0 || TimestampDifferenceExceeds(last_claim, now, 1000 << Min(consecutive_errors, 6))))
 			{
 				int			n;
 
-				claim_wanted = false;
+				claim_wanted = claim_later = false;
 				last_claim = now;
 				n = el_claim(max_flight - nflight - nwaiting);
 				if (n < 0 && !reported_missing)
@@ -1104,7 +1107,7 @@ el_delivery_worker_main(Datum arg)
 				reported_missing = n < 0;
 				/* A full lease may have left more behind. */
 				if (n > 0 && nflight + nwaiting >= max_flight)
-					claim_wanted = true;
+					claim_later = true;
 			}
 			consecutive_errors = 0;
 		}
@@ -1137,7 +1140,8 @@ el_delivery_worker_main(Datum arg)
 
 		/* Wait for curl's sockets, its timer, the latch, or the nap. */
 		wait_ms = el_naptime_ms;
-		if (claim_wanted && nflight + nwaiting < max_flight && nwaiting < el_delivery_max_connections)
+		if ((claim_wanted || (claim_later && nwaiting < el_delivery_max_connections)) &&
+			nflight + nwaiting < max_flight)
 			wait_ms = 0;
 		if (ndone > 0)
 		{

@@ -85,11 +85,6 @@ CREATE INDEX deliveries_leased_idx ON integration.deliveries (lease_until)
 CREATE INDEX deliveries_unfinished_idx ON integration.deliveries (subscription_id, submission_id, event_seq)
   WHERE status IN ('pending', 'in_flight', 'failed', 'dead_letter');
 CREATE INDEX deliveries_submission_idx ON integration.deliveries (submission_id, event_seq);
--- The payload is written once and read once per attempt, but a row is
--- updated at every lease and outcome: kept out of line, it is not copied
--- (nor WAL-logged again) by those updates.
-ALTER TABLE integration.deliveries ALTER COLUMN payload SET STORAGE EXTERNAL,
-  SET (toast_tuple_target = 128);
 COMMENT ON TABLE integration.deliveries IS
   'Webhook deliveries (outbox): one per event and matching subscription, written when the event completes. id is the webhook-id, stable across retries.';
 COMMENT ON COLUMN integration.deliveries.status IS
