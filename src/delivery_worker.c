@@ -1192,6 +1192,28 @@ el_delivery_worker_main(Datum arg)
 }
 
 /*
+ * The delivery worker's counters, for GET /metrics (http_metrics.c); false
+ * when it is not running.
+ */
+bool
+el_delivery_counters(ElDeliveryCounters *counters)
+{
+	bool		running;
+
+	if (delivery_shared == NULL)
+		return false;
+	SpinLockAcquire(&delivery_shared->mutex);
+	running = delivery_shared->pid != 0;
+	counters->sent = delivery_shared->sent;
+	counters->delivered = delivery_shared->delivered;
+	counters->failed = delivery_shared->failed;
+	counters->refused = delivery_shared->refused;
+	counters->in_flight = delivery_shared->in_flight;
+	SpinLockRelease(&delivery_shared->mutex);
+	return running;
+}
+
+/*
  * integration.delivery_worker_rows(): the delivery worker from shared
  * memory; no row when it is not running.
  */
