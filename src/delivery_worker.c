@@ -183,6 +183,18 @@ el_record_due(TimestampTz now)
 		 TimestampDifferenceExceeds(first_done_at, now, EL_RECORD_WAIT_MS));
 }
 
+/*
+ * New deliveries (the latch) are leased as soon as there is room.  What
+ * answers may have released, or a full lease left behind, is leased when
+ * less than a round of requests is queued: fewer, larger leases.
+ */
+static bool
+el_claim_due(bool wanted, bool later)
+{
+	return (wanted || (later && nwaiting < el_delivery_max_connections)) &&
+		nflight + nwaiting < max_flight;
+}
+
 static MemoryContext delivery_cxt = NULL;
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
@@ -1086,13 +1098,7 @@ el_delivery_worker_main(Datum arg)
 			now = GetCurrentTimestamp();
 			if (TimestampDifferenceExceeds(last_claim, now, el_naptime_ms))
 				claim_wanted = true;
-			/*
-			 * New deliveries (the latch) are leased at once.  What answers
-			 * may have released, or a full lease left behind, is leased when
-			 * less than a round of requests is queued: fewer, larger leases.
-			 */
-			if ((claim_wanted || (claim_later && nwaiting < el_delivery_max_connections)) &&
-				nflight + nwaiting < max_flight &&
+			if (el_claim_due(claim_wanted, claim_later) &&
 				(consecutive_errors == 0 || TimestampDifferenceExceeds(last_claim, now, 1000 << Min(consecutive_errors, 6))))
 			{
 				int			n;
@@ -1140,8 +1146,7 @@ el_delivery_worker_main(Datum arg)
 
 		/* Wait for curl's sockets, its timer, the latch, or the nap. */
 		wait_ms = el_naptime_ms;
-		if ((claim_wanted || (claim_later && nwaiting < el_delivery_max_connections)) &&
-			nflight + nwaiting < max_flight)
+		if (el_claim_due(claim_wanted, claim_later))
 			wait_ms = 0;
 		if (ndone > 0)
 		{
