@@ -16,7 +16,7 @@ DATA        = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*.sql))
 REGRESS      = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
 REGRESS_OPTS = --inputdir=.
 
-PG_CPPFLAGS = -Isrc/include -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+PG_CPPFLAGS = -Isrc/include -DEL_EXTVERSION=\"$(EXTVERSION)\" -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 SHLIB_LINK  = -lcurl -lcrypto -lmicrohttpd -lxml2
 
 EXTRA_CLEAN = $(DATA_built)

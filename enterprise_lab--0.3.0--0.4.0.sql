@@ -83,6 +83,27 @@ COMMENT ON COLUMN intake.submissions.submission_id IS 'Root key of the request''
 ALTER TABLE integration.events RENAME COLUMN status TO event_status;
 ALTER TABLE integration.events RENAME CONSTRAINT events_status_valid TO events_event_status_valid;
 
+-- From PostgreSQL 18 on, NOT NULL constraints are named after their column
+-- when made and keep that name through a column rename; name them as a
+-- fresh install does.
+DO $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN
+    SELECT c.conrelid::regclass AS tbl, c.conname AS old_name,
+           rel.relname || '_' || a.attname || '_not_null' AS new_name
+      FROM pg_catalog.pg_constraint c
+      JOIN pg_catalog.pg_class rel ON rel.oid = c.conrelid
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+     WHERE c.contype = 'n'
+       AND c.conrelid IN ('intake.submissions'::regclass, 'integration.events'::regclass)
+       AND c.conname <> rel.relname || '_' || a.attname || '_not_null'
+  LOOP
+    EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', r.tbl, r.old_name, r.new_name);
+  END LOOP;
+END $$;
+
 -- The functions that read or write the renamed columns.
 CREATE OR REPLACE FUNCTION intake.validate_submission() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

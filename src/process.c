@@ -22,8 +22,13 @@
 
 #include <math.h>
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
@@ -31,6 +36,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/jsonb.h"
@@ -85,102 +91,129 @@ el_keep_plan(const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
- * The events' status column: event_status since 0.4.0, status before.  The
- * module serves a database whose extension is not updated yet (new binaries
- * are installed and the server restarted before ALTER EXTENSION ... UPDATE),
- * so it asks the catalog, a syscache lookup, before each batch.
+ * The module processes only tables of its own version.  New binaries are
+ * installed and the server restarted before ALTER EXTENSION ... UPDATE runs,
+ * and until then the tables have the old version's columns and keys: the
+ * handlers' statements would fail every event they touch and push it into
+ * backoff.  So processing waits, with one warning per backend and version,
+ * and the events stay pending until the update.  A catalog index lookup per
+ * batch.
  */
-static const char *planned_status_column = NULL;
+static char *el_warned_version = NULL;
 
-static const char *
-el_events_status_column(void)
+static char *
+el_installed_version(void)
 {
-	Oid			nsp = get_namespace_oid("integration", true);
-	Oid			rel = OidIsValid(nsp) ? get_relname_relid("events", nsp) : InvalidOid;
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *version = NULL;
 
-	if (OidIsValid(rel) && get_attnum(rel, "status") != InvalidAttrNumber)
-		return "status";
-	return "event_status";
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("enterprise_lab"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = text_to_cstring(DatumGetTextPP(d));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return version;
+}
+
+static bool
+el_tables_are_current(void)
+{
+	char	   *version = el_installed_version();
+
+	if (version != NULL && strcmp(version, EL_EXTVERSION) == 0)
+		return true;
+	if (el_warned_version == NULL || version == NULL || strcmp(el_warned_version, version) != 0)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("enterprise_lab: events are not processed: the extension is at version %s, this module is %s",
+						version ? version : "(none)", EL_EXTVERSION),
+				 errdetail("The events stay pending until the extension's tables match the module."),
+				 errhint("Run ALTER EXTENSION enterprise_lab UPDATE.")));
+		if (el_warned_version)
+			pfree(el_warned_version);
+		el_warned_version = MemoryContextStrdup(TopMemoryContext, version ? version : "");
+	}
+	return false;
 }
 
 static void
 el_prepare_core_plans(void)
 {
-	const char *col = el_events_status_column();
-
-	if (planned_status_column != NULL && strcmp(planned_status_column, col) != 0)
-	{
-		/* ALTER EXTENSION ... UPDATE renamed the column under the plans. */
-		if (claim_plan)
-			SPI_freeplan(claim_plan);
-		if (complete_plan)
-			SPI_freeplan(complete_plan);
-		if (fail_plan)
-			SPI_freeplan(fail_plan);
-		claim_plan = complete_plan = fail_plan = NULL;
-	}
-	planned_status_column = col;
-
 	if (claim_plan == NULL)
 	{
 		Oid			types[1] = {INT4OID};
 
-		claim_plan = el_keep_plan(psprintf(
+		claim_plan = el_keep_plan((
 								  "SELECT e.id, e.event_type, e.attempts"
 								  "  FROM integration.events e"
-								  " WHERE e.%1$s IN ('pending', 'failed')"
+								  " WHERE e.event_status IN ('pending', 'failed')"
 								  "   AND e.next_attempt_at <= pg_catalog.clock_timestamp()"
 								  "   AND NOT EXISTS (SELECT 1 FROM integration.events p"
 								  "                    WHERE p.submission_id = e.submission_id"
 								  "                      AND p.seq < e.seq"
-								  "                      AND p.%1$s IN ('pending', 'failed', 'dead_letter'))"
+								  "                      AND p.event_status IN ('pending', 'failed', 'dead_letter'))"
 								  " ORDER BY e.seq"
 								  " LIMIT $1"
-								  "   FOR UPDATE OF e SKIP LOCKED", col),
+								  "   FOR UPDATE OF e SKIP LOCKED"),
 								  1, types);
 	}
 	if (complete_plan == NULL)
 	{
 		Oid			types[1] = {UUIDARRAYOID};
 
-		complete_plan = el_keep_plan(psprintf(
+		complete_plan = el_keep_plan((
 									 "UPDATE integration.events"
-									 "   SET %1$s = 'completed', attempts = attempts + 1,"
+									 "   SET event_status = 'completed', attempts = attempts + 1,"
 									 "       processed_at = pg_catalog.clock_timestamp(), last_error = NULL"
-									 " WHERE id = ANY ($1)", col),
+									 " WHERE id = ANY ($1)"),
 									 1, types);
 	}
 	if (fail_plan == NULL)
 	{
 		Oid			types[5] = {UUIDOID, TEXTOID, INT4OID, FLOAT8OID, JSONBOID};
 
-		fail_plan = el_keep_plan(psprintf(
+		fail_plan = el_keep_plan((
 								 "WITH f AS ("
 								 "  UPDATE integration.events e"
 								 "     SET attempts = e.attempts + 1,"
-								 "         %1$s = CASE WHEN e.attempts + 1 >= $3 THEN 'dead_letter' ELSE 'failed' END,"
+								 "         event_status = CASE WHEN e.attempts + 1 >= $3 THEN 'dead_letter' ELSE 'failed' END,"
 								 "         last_error = $2,"
 								 "         processed_at = CASE WHEN e.attempts + 1 >= $3 THEN pg_catalog.clock_timestamp() END,"
 								 "         next_attempt_at = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4)"
 								 "   WHERE e.id = $1"
 								 "  RETURNING e.id, e.submission_id, e.event_type, e.aggregate_type, e.aggregate_id,"
-								 "            e.%1$s, e.attempts, e.next_attempt_at),"
+								 "            e.event_status, e.attempts, e.next_attempt_at),"
 								 " sr AS ("
 								 "  UPDATE source_system.service_requests r"
 								 "     SET lifecycle_status = 'failed', updated_at = pg_catalog.now()"
 								 "    FROM f"
-								 "   WHERE f.%1$s = 'dead_letter' AND f.aggregate_type = 'service_request'"
+								 "   WHERE f.event_status = 'dead_letter' AND f.aggregate_type = 'service_request'"
 								 "     AND r.id = f.aggregate_id)"
 								 "INSERT INTO integration.sync_logs"
 								 "       (submission_id, event_id, event_type, action, outcome, message, details, attempt)"
 								 "SELECT f.submission_id, f.id, f.event_type,"
-								 "       CASE f.%1$s WHEN 'dead_letter' THEN 'dead_lettered' ELSE 'retry_scheduled' END,"
+								 "       CASE f.event_status WHEN 'dead_letter' THEN 'dead_lettered' ELSE 'retry_scheduled' END,"
 								 "       'failure', $2,"
-								 "       $5 || CASE f.%1$s WHEN 'dead_letter' THEN '{}'::jsonb"
+								 "       $5 || CASE f.event_status WHEN 'dead_letter' THEN '{}'::jsonb"
 								 "             ELSE pg_catalog.jsonb_build_object('next_attempt_at', f.next_attempt_at) END,"
 								 "       f.attempts"
 								 "  FROM f"
-								 " RETURNING action", col),
+								 " RETURNING action"),
 								 5, types);
 	}
 }
@@ -407,6 +440,8 @@ el_process_batch(int max_events, ElBatchResult *result)
 			SPI_freeplan(claim_plan);
 		claim_plan = NULL;
 	}
+	if (!el_tables_are_current())
+		return;
 	el_prepare_core_plans();
 
 	rc = SPI_execute_plan(claim_plan, &limit, NULL, false, 0);
