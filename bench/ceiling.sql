@@ -20,7 +20,7 @@ BEGIN
   SELECT array_agg(c.id) INTO ids
     FROM (SELECT e.id
             FROM integration.events e
-           WHERE e.status IN ('pending', 'failed') AND e.event_type = 'RequestCreated'
+           WHERE e.event_status IN ('pending', 'failed') AND e.event_type = 'RequestCreated'
            ORDER BY e.seq
            LIMIT batch_size
              FOR UPDATE SKIP LOCKED) c;
@@ -90,7 +90,7 @@ BEGIN
     FROM linked l
 ), completed AS (
   UPDATE integration.events e
-     SET status = 'completed', attempts = e.attempts + 1, processed_at = clock_timestamp(), last_error = NULL
+     SET event_status = 'completed', attempts = e.attempts + 1, processed_at = clock_timestamp(), last_error = NULL
    WHERE e.id = ANY (ids)
   RETURNING e.id
   )

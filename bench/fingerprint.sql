@@ -8,7 +8,7 @@ SELECT md5(string_agg(line, E'\n' ORDER BY line))
   SELECT concat_ws('|', 'request', r.request_number, r.lifecycle_status, r.integrated_at IS NOT NULL) AS line
     FROM source_system.service_requests r
   UNION ALL
-  SELECT concat_ws('|', 'event', r.request_number, e.event_type, e.status, e.attempts, e.last_error,
+  SELECT concat_ws('|', 'event', r.request_number, e.event_type, e.event_status, e.attempts, e.last_error,
                    e.processed_at IS NOT NULL)
     FROM integration.events e JOIN source_system.service_requests r ON r.id = e.aggregate_id
   UNION ALL

@@ -4,7 +4,7 @@
 BEGIN;
 SELECT id AS event_id, aggregate_id AS request_id, seq AS event_seq
   FROM integration.events
- WHERE status = 'pending' AND event_type = 'RequestCreated'
+ WHERE event_status = 'pending' AND event_type = 'RequestCreated'
  ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED \gset
 INSERT INTO operational.operation_cases (submission_id, service_request_id, external_reference,
                                          request_type_code, priority_code, team_code)
@@ -34,6 +34,6 @@ INSERT INTO integration.sync_logs (submission_id, event_id, event_type, action, 
 SELECT submission_id, ':event_id'::uuid, 'RequestCreated', 'request_integrated', 'success', 'integrated by the poller'
   FROM source_system.service_requests WHERE id = ':request_id'::uuid;
 UPDATE source_system.service_requests SET lifecycle_status = 'integrated', integrated_at = now() WHERE id = ':request_id'::uuid;
-UPDATE integration.events SET status = 'completed', attempts = attempts + 1, processed_at = clock_timestamp()
+UPDATE integration.events SET event_status = 'completed', attempts = attempts + 1, processed_at = clock_timestamp()
  WHERE id = ':event_id'::uuid;
 COMMIT;

@@ -21,7 +21,7 @@ INSERT INTO integration.events (submission_id, event_type, source_system, aggreg
 SELECT submission_id, event_type, source_system, aggregate_type, aggregate_id, payload
   FROM integration.events WHERE event_type = 'RequestCreated';
 SELECT integration.process_events();
-SELECT event_type, status FROM integration.events ORDER BY seq;
+SELECT event_type, event_status FROM integration.events ORDER BY seq;
 SELECT * FROM counts;
 
 -- Twice more, in one batch with a status change in between.

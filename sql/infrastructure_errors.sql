@@ -44,7 +44,7 @@ SELECT integration.process_events();
 UPDATE public.infra_switch SET sqlstate = '57014';
 SELECT integration.process_events();
 \set VERBOSITY default
-SELECT status, attempts, last_error FROM integration.events WHERE event_type = 'InfraProbe';
+SELECT event_status, attempts, last_error FROM integration.events WHERE event_type = 'InfraProbe';
 SELECT count(*) AS sync_logs FROM integration.sync_logs WHERE event_type = 'InfraProbe';
 SELECT count(*) AS handler_rows FROM public.infra_handled;
 
@@ -52,13 +52,13 @@ SELECT count(*) AS handler_rows FROM public.infra_handled;
 -- it is dead-lettered at once.  Replayed, it starts afresh.
 UPDATE public.infra_switch SET sqlstate = '22012';
 SELECT integration.process_events();
-SELECT status, attempts, last_error FROM integration.events WHERE event_type = 'InfraProbe';
-SELECT (integration.replay_event(id)).status AS replayed FROM integration.events WHERE event_type = 'InfraProbe';
+SELECT event_status, attempts, last_error FROM integration.events WHERE event_type = 'InfraProbe';
+SELECT (integration.replay_event(id)).event_status AS replayed FROM integration.events WHERE event_type = 'InfraProbe';
 
 -- The cause gone, the same event completes on its first charged attempt.
 UPDATE public.infra_switch SET sqlstate = NULL;
 SELECT integration.process_events();
-SELECT status, attempts FROM integration.events WHERE event_type = 'InfraProbe';
+SELECT event_status, attempts FROM integration.events WHERE event_type = 'InfraProbe';
 
 DROP TABLE public.infra_handled, public.infra_switch;
 DROP FUNCTION public.infra_handler(integration.events);

@@ -16,7 +16,7 @@ SELECT request_number, event_id IS NOT NULL AS has_event
          agreement_id    => '20000000-0000-4000-8000-000000000001');
 
 SELECT request_number, lifecycle_status, summary FROM source_system.service_requests;
-SELECT event_type, source_system, aggregate_type, status, attempts,
+SELECT event_type, source_system, aggregate_type, event_status, attempts,
        payload ->> 'request_number' AS request_number
   FROM integration.events;
 
@@ -25,7 +25,7 @@ SELECT count(*) AS cases FROM operational.operation_cases;
 
 SELECT integration.process_events();
 
-SELECT event_type, status, attempts, processed_at IS NOT NULL AS processed FROM integration.events;
+SELECT event_type, event_status, attempts, processed_at IS NOT NULL AS processed FROM integration.events;
 SELECT r.lifecycle_status, c.external_reference, c.processing_status, b.lifecycle_status AS canonical_status,
        b.canonical_category, b.attributes ->> 'customer_code' AS customer
   FROM source_system.service_requests r
@@ -46,7 +46,7 @@ SELECT processing_status
 SELECT integration.process_events();
 
 SELECT previous_status, new_status, changed_by, change_reason FROM operational.case_status_history ORDER BY id;
-SELECT event_type, status, payload ->> 'new_status' AS new_status FROM integration.events ORDER BY seq;
+SELECT event_type, event_status, payload ->> 'new_status' AS new_status FROM integration.events ORDER BY seq;
 SELECT action, message FROM integration.sync_logs ORDER BY id;
 SELECT request_number, source_status, case_status, canonical_status, event_count, unfinished_events
   FROM dashboard.submission_lifecycle;

@@ -38,7 +38,7 @@ SELECT count(*) FROM (
 SELECT integration.process_events(100);
 SELECT integration.process_events(100);
 SELECT integration.process_events(100);
-SELECT event_type, status, count(*) FROM integration.events GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT event_type, event_status, count(*) FROM integration.events GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT outcome, count(*) FROM integration.sync_logs GROUP BY 1 ORDER BY 1;
 
 -- Everything is recent: retention removes nothing.
@@ -47,7 +47,7 @@ SELECT enterprise_lab.purge_completed_events();
 -- Age everything by 40 days, then keep one completed event young.
 UPDATE integration.events SET processed_at = processed_at - interval '40 days', created_at = created_at - interval '40 days';
 UPDATE integration.events SET processed_at = now()
- WHERE seq = (SELECT max(seq) FROM integration.events WHERE status = 'completed' AND event_type = 'RequestCreated');
+ WHERE seq = (SELECT max(seq) FROM integration.events WHERE event_status = 'completed' AND event_type = 'RequestCreated');
 CREATE TEMP TABLE before_purge AS
 SELECT (SELECT count(*) FROM canonical.lineage_records) AS lineage,
        (SELECT count(*) FROM operational.case_status_history) AS history,
@@ -60,7 +60,7 @@ SELECT enterprise_lab.purge_completed_events();
 
 -- Left: the young completed event, the dead letter; every failure log,
 -- all lineage and history; success logs only of events still there.
-SELECT event_type, status, count(*) FROM integration.events GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT event_type, event_status, count(*) FROM integration.events GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT l.outcome, l.action, count(*), bool_and(e.id IS NOT NULL) AS event_still_there
   FROM integration.sync_logs l LEFT JOIN integration.events e ON e.id = l.event_id
  GROUP BY 1, 2 ORDER BY 1, 2;
@@ -72,7 +72,7 @@ SELECT b.lineage = (SELECT count(*) FROM canonical.lineage_records) AS lineage_k
 -- Retention 0 keeps everything.
 SET enterprise_lab.event_retention = 0;
 SELECT enterprise_lab.event_retention() IS NULL AS kept_forever;
-UPDATE integration.events SET processed_at = now() - interval '400 days' WHERE status = 'completed';
+UPDATE integration.events SET processed_at = now() - interval '400 days' WHERE event_status = 'completed';
 SELECT enterprise_lab.purge_completed_events();
 RESET enterprise_lab.event_retention;
 

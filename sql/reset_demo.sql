@@ -13,7 +13,7 @@ SELECT count(*) FROM (
                                'incident', 'critical', 'operations', '10000000-0000-4000-8000-000000000002')
     FROM generate_series(1, 20) AS i) s;
 SELECT integration.process_events(100);
-SELECT document_repo.upload_document(id, 'note.txt', 'text/plain', convert_to('hello', 'UTF8')) IS NOT NULL AS uploaded
+SELECT document_repo.upload_document(submission_id, 'note.txt', 'text/plain', convert_to('hello', 'UTF8')) IS NOT NULL AS uploaded
   FROM intake.submissions WHERE requester_email = 'full1@example.test';
 UPDATE operational.operation_cases SET opened_at = opened_at - interval '5 hours';
 SELECT operational.escalate_sla_breaches() > 0 AS breached;

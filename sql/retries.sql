@@ -45,7 +45,7 @@ SELECT count(*) > 0 AS enqueued FROM (
 -- The failure is isolated: its handler's insert is rolled back, the event
 -- records the error and waits an hour (backoff), the rest completes.
 SELECT integration.process_events();
-SELECT event_type, status, attempts, last_error,
+SELECT event_type, event_status, attempts, last_error,
        next_attempt_at > now() + interval '25 minutes' AS backed_off
   FROM integration.events WHERE event_type = 'CustomerNotified';
 SELECT count(*) AS handler_rows_kept FROM public.handled;
@@ -58,7 +58,7 @@ SELECT integration.process_events();
 -- The backoff grows with each attempt (base 1 h, doubled, with jitter of at most half).
 UPDATE integration.events SET next_attempt_at = now() WHERE event_type = 'CustomerNotified';
 SELECT integration.process_events();
-SELECT status, attempts,
+SELECT event_status, attempts,
        next_attempt_at BETWEEN now() + interval '59 minutes' AND now() + interval '2 hours 1 minute' AS second_backoff
   FROM integration.events WHERE event_type = 'CustomerNotified';
 
@@ -70,7 +70,7 @@ UPDATE integration.events SET next_attempt_at = now() WHERE event_type = 'Custom
 SELECT integration.process_events();
 
 -- Third attempt: dead letter.
-SELECT event_type, status, attempts, processed_at IS NOT NULL AS finished
+SELECT event_type, event_status, attempts, processed_at IS NOT NULL AS finished
   FROM integration.events WHERE submission_id =
        (SELECT submission_id FROM source_system.service_requests WHERE request_number = 'SR-000001')
  ORDER BY seq;
@@ -86,10 +86,10 @@ SELECT lifecycle_status FROM canonical.business_objects WHERE source_reference =
 -- Fix the downstream system and replay: the event and the held one go through.
 UPDATE public.handler_switch SET fail = false;
 SELECT integration.replay_dead_letters();
-SELECT status, attempts FROM integration.events WHERE event_type = 'CustomerNotified';
+SELECT event_status, attempts FROM integration.events WHERE event_type = 'CustomerNotified';
 SELECT integration.process_events();
 SELECT integration.process_events();
-SELECT event_type, status FROM integration.events WHERE submission_id =
+SELECT event_type, event_status FROM integration.events WHERE submission_id =
        (SELECT submission_id FROM source_system.service_requests WHERE request_number = 'SR-000001')
  ORDER BY seq;
 SELECT lifecycle_status FROM canonical.business_objects WHERE source_reference = 'SR-000001';
@@ -103,8 +103,8 @@ SELECT count(*) > 0 AS enqueued FROM (
     FROM source_system.service_requests r WHERE r.request_number = 'SR-000002') x;
 SET enterprise_lab.max_attempts = 1;
 SELECT integration.process_events();
-SELECT status, last_error FROM integration.events WHERE event_type = 'Unheard';
-SELECT status FROM integration.skip_event((SELECT id FROM integration.events WHERE event_type = 'Unheard'), 'no consumer for this type yet');
+SELECT event_status, last_error FROM integration.events WHERE event_type = 'Unheard';
+SELECT event_status FROM integration.skip_event((SELECT id FROM integration.events WHERE event_type = 'Unheard'), 'no consumer for this type yet');
 SELECT count(*) AS held FROM integration.held_submissions;
 SELECT action, message FROM integration.sync_logs WHERE event_type = 'Unheard' ORDER BY id;
 
@@ -113,7 +113,7 @@ DELETE FROM canonical.status_map WHERE operational_status = 'open';
 SELECT count(*) FROM intake.submit_request('Hal Sample', 'hal@example.test', 'New laptop.',
        'service_change', 'medium', 'service_desk', '10000000-0000-4000-8000-000000000001');
 SELECT integration.process_events();
-SELECT r.lifecycle_status, e.status, e.last_error
+SELECT r.lifecycle_status, e.event_status, e.last_error
   FROM source_system.service_requests r JOIN integration.events e ON e.aggregate_id = r.id
  WHERE r.request_number = 'SR-000003';
 SELECT count(*) AS cases_left_behind FROM operational.operation_cases c
@@ -141,8 +141,8 @@ SELECT count(*) > 0 AS enqueued FROM (
   SELECT integration.enqueue_event('CustomerNotified', r.submission_id, 'service_request', r.id, '{"note": "poison"}')
     FROM source_system.service_requests r WHERE r.request_number = 'SR-000002') x;
 SELECT integration.process_events(1000);
-SELECT event_type, status, count(*) FROM integration.events WHERE status <> 'skipped'
- GROUP BY event_type, status ORDER BY event_type, status;
+SELECT event_type, event_status, count(*) FROM integration.events WHERE event_status <> 'skipped'
+ GROUP BY event_type, event_status ORDER BY event_type, event_status;
 SELECT count(*) AS bulk_cases FROM operational.operation_cases WHERE team_code = 'operations' AND external_reference > 'OC-000003';
 
 DROP TABLE public.handled, public.handler_switch;

@@ -34,7 +34,7 @@ SELECT count(*) AS breaches, (SELECT count(*) FROM integration.events WHERE even
 
 -- The event is processed by the registered handler into the canonical object.
 SELECT integration.process_events(100);
-SELECT e.status, l.action, l.outcome, l.message
+SELECT e.event_status, l.action, l.outcome, l.message
   FROM integration.events e JOIN integration.sync_logs l ON l.event_id = e.id
  WHERE e.event_type = 'OperationalCaseSlaBreached';
 SELECT b.attributes ->> 'priority' AS priority, b.lifecycle_status,
@@ -79,6 +79,6 @@ SELECT integration.enqueue_event('OperationalCaseSlaBreached', '00000000-0000-40
                                  'operation_case', '00000000-0000-4000-8000-0000000000bb') IS NOT NULL AS enqueued;
 SET enterprise_lab.max_attempts = 1;
 SELECT integration.process_events(100);
-SELECT status, last_error FROM integration.events WHERE status = 'dead_letter';
+SELECT event_status, last_error FROM integration.events WHERE event_status = 'dead_letter';
 
 DROP EXTENSION enterprise_lab;

@@ -152,7 +152,7 @@ SELECT api.replay_delivery('{}');
 SELECT jsonb_array_length(api.subscriptions('{}') -> 'items') AS subscriptions,
        api.subscriptions('{}')::text LIKE '%whsec_%' AS shows_secrets;
 SELECT jsonb_array_length(api.deliveries('{}') -> 'items') AS deliveries;
-SELECT jsonb_array_length(api.submission_detail(jsonb_build_object('submission_id', id)) -> 'deliveries')
+SELECT jsonb_array_length(api.submission_detail(jsonb_build_object('submission_id', submission_id)) -> 'deliveries')
   FROM intake.submissions;
 SELECT (api.create_subscription('{"name": "via-api", "url": "https://203.0.113.20/hook", "event_types": ["RequestCreated"]}')
          ->> 'secret') LIKE 'whsec_%' AS secret_returned_once;

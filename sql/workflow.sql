@@ -37,7 +37,7 @@ SELECT previous_status, new_status, changed_by = current_user AS by_current_user
 
 -- Per-submission order: two changes queued back to back are applied in order.
 SELECT processing_status FROM operational.set_case_status(pg_temp.case_of('SR-000003'), 'completed', 'op.c', 'done');
-SELECT event_type, payload ->> 'new_status' AS new_status, status FROM integration.events
+SELECT event_type, payload ->> 'new_status' AS new_status, event_status FROM integration.events
  WHERE submission_id = (SELECT submission_id FROM source_system.service_requests WHERE request_number = 'SR-000003')
  ORDER BY seq;
 -- One call applies only the first unfinished event of each submission...
@@ -50,10 +50,10 @@ SELECT lifecycle_status FROM canonical.business_objects WHERE source_reference =
 -- A late (older) event never overwrites a newer state.  Simulate an old
 -- in_progress event arriving again after completed was applied: mark it
 -- dead-lettered and replay it.
-UPDATE integration.events SET status = 'dead_letter'
+UPDATE integration.events SET event_status = 'dead_letter'
  WHERE payload ->> 'new_status' = 'in_progress'
    AND submission_id = (SELECT submission_id FROM source_system.service_requests WHERE request_number = 'SR-000003');
-SELECT status FROM integration.replay_event(
+SELECT event_status FROM integration.replay_event(
   (SELECT id FROM integration.events WHERE payload ->> 'new_status' = 'in_progress'
       AND submission_id = (SELECT submission_id FROM source_system.service_requests WHERE request_number = 'SR-000003')));
 SELECT integration.process_events();

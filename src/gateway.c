@@ -3,7 +3,7 @@
  *		The built-in HTTP gateway's process: its settings, the libmicrohttpd
  *		daemon, the loop that drives it, and the request handler that sends
  *		each request to its concern (http_static.c, http_rpc.c,
- *		http_health.c; http_auth.c says who it runs as).
+ *		http_original.c, http_health.c; http_auth.c says who it runs as).
  *
  * libmicrohttpd runs in epoll mode without any thread of its own: it hands
  * us one epoll file descriptor that becomes readable when the listening
@@ -221,9 +221,9 @@ el_handle_preflight(struct MHD_Connection *conn)
 
 	if (response == NULL)
 		return MHD_NO;
-	MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST, OPTIONS");
+	MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST, PATCH, OPTIONS");
 	el_add_cors_headers(response);
-	MHD_add_response_header(response, "Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
+	MHD_add_response_header(response, "Access-Control-Allow-Methods", "GET, HEAD, POST, PATCH, OPTIONS");
 	MHD_add_response_header(response, "Access-Control-Allow-Headers",
 							"Authorization, Content-Type, Accept, Prefer");
 	MHD_add_response_header(response, "Access-Control-Max-Age", "86400");
@@ -327,6 +327,8 @@ el_handle_request(struct MHD_Connection *conn, const char *url, const char *meth
 
 	if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0)
 		return el_handle_preflight(conn);
+	if (el_is_original_path(url))
+		return el_handle_original(conn, url, method, req);
 	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
 	{
 		if ((strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&

@@ -174,7 +174,8 @@ el_guard_request(struct MHD_Connection *conn, const char *url, const char *metho
 
 	origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
 	if (origin && !el_same_origin(origin, host) && !el_origin_allowed(origin) &&
-		(strcmp(method, MHD_HTTP_METHOD_POST) == 0 || strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0))
+		(strcmp(method, MHD_HTTP_METHOD_POST) == 0 || strcmp(method, MHD_HTTP_METHOD_PATCH) == 0 ||
+		 strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0))
 	{
 		refusal->status = MHD_HTTP_FORBIDDEN;
 		refusal->code = "EL403";

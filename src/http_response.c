@@ -24,7 +24,8 @@ el_set_response_origin(const char *origin)
 }
 
 static struct MHD_Response *
-el_make_response(unsigned int status, const char *content_type, const char *body, size_t len)
+el_make_response_allow(unsigned int status, const char *content_type, const char *body,
+					   size_t len, const char *allow)
 {
 	struct MHD_Response *response;
 
@@ -37,9 +38,15 @@ el_make_response(unsigned int status, const char *content_type, const char *body
 	if (status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD, POST, OPTIONS");
+		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow);
 	el_add_cors_headers(response);
 	return response;
+}
+
+static struct MHD_Response *
+el_make_response(unsigned int status, const char *content_type, const char *body, size_t len)
+{
+	return el_make_response_allow(status, content_type, body, len, "GET, HEAD, POST, OPTIONS");
 }
 
 static enum MHD_Result
@@ -149,6 +156,20 @@ el_respond_error(struct MHD_Connection *conn, unsigned int status, const char *c
 	char	   *body = el_error_body(code, message, details, hint);
 
 	return el_respond(conn, status, "application/json; charset=utf-8", body, strlen(body));
+}
+
+/* 405 for a path that exists, with the methods it has in Allow. */
+enum MHD_Result
+el_respond_not_allowed(struct MHD_Connection *conn, const char *allow,
+					   const char *method, const char *url)
+{
+	char	   *body = el_error_body("PGRST117",
+									 psprintf("Unsupported HTTP method %s for %s", method, url),
+									 psprintf("%s answers to %s.", url, allow), NULL);
+
+	return el_queue(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+					el_make_response_allow(MHD_HTTP_METHOD_NOT_ALLOWED, "application/json; charset=utf-8",
+										   body, strlen(body), allow));
 }
 
 /*

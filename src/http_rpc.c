@@ -4,7 +4,8 @@
  *		transaction of the gateway's session (connected as the
  *		authenticator): SET LOCAL ROLE to the request's role, its claims, and
  *		api.<name>(body); an error rolls everything back and becomes
- *		PostgREST's error body.
+ *		PostgREST's error body.  The original's routes (http_original.c) run
+ *		their api functions through the same el_answer_api().
  */
 #include "postgres.h"
 
@@ -97,9 +98,10 @@ el_lookup_api_function(const char *name)
  * raised by PostgreSQL propagate to the caller.
  */
 static void
-el_rpc_transaction(const char *name, StringInfo body, ElAuth *auth,
-				   const char *path, MemoryContext keep, ElOutcome *outcome)
+el_rpc_transaction(const ElApiCall *call, MemoryContext keep, ElOutcome *outcome)
 {
+	const char *name = call->name;
+	StringInfo	body = call->body;
 	Oid			argtype = JSONBOID;
 	Oid			funcoid;
 	Datum		arg;
@@ -145,16 +147,20 @@ el_rpc_transaction(const char *name, StringInfo body, ElAuth *auth,
 							  CStringGetDatum(body->len == 0 ? "{}" :
 											  pg_any_to_server(body->data, body->len, PG_UTF8)));
 	outcome->reading_body = false;
+	/* Values from the path and query string, which win over the body's. */
+	if (call->overlay)
+		arg = DirectFunctionCall2(jsonb_concat, arg,
+								  DirectFunctionCall1(jsonb_in, CStringGetDatum(call->overlay)));
 
 	/*
 	 * The gateway is connected as the authenticator; a role from a token is
 	 * accepted only if the authenticator is a member of it (the check of
 	 * SET ROLE), exactly as behind PostgREST.
 	 */
-	el_set_local("role", auth->role);
-	el_set_local("request.jwt.claims", auth->claims);
-	el_set_local("request.method", "POST");
-	el_set_local("request.path", path);
+	el_set_local("role", call->auth->role);
+	el_set_local("request.jwt.claims", call->auth->claims);
+	el_set_local("request.method", call->method);
+	el_set_local("request.path", call->path);
 
 	sql = psprintf("SELECT api.%s($1)::text", quote_identifier(name));
 	rc = SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, false, 1);
@@ -163,7 +169,7 @@ el_rpc_transaction(const char *name, StringInfo body, ElAuth *auth,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("api.%s returned no row", name)));
 	result = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	outcome->status = MHD_HTTP_OK;
+	outcome->status = call->ok_status;
 	outcome->body = MemoryContextStrdup(keep, result ? result : "null");
 }
 
@@ -189,8 +195,7 @@ el_request_begin(void)
 }
 
 static void
-el_run_rpc(const char *name, StringInfo body, ElAuth *auth, const char *path,
-		   ElOutcome *outcome)
+el_run_rpc(const ElApiCall *call, ElOutcome *outcome)
 {
 	MemoryContext keep = CurrentMemoryContext;
 
@@ -199,13 +204,13 @@ el_run_rpc(const char *name, StringInfo body, ElAuth *auth, const char *path,
 	PG_TRY();
 	{
 		el_request_begin();
-		pgstat_report_activity(STATE_RUNNING, path);
+		pgstat_report_activity(STATE_RUNNING, call->path);
 
-		el_rpc_transaction(name, body, auth, path, keep, outcome);
+		el_rpc_transaction(call, keep, outcome);
 
 		SPI_finish();
 		PopActiveSnapshot();
-		if (outcome->status == MHD_HTTP_OK)
+		if (outcome->status == call->ok_status)
 			CommitTransactionCommand();
 		else
 			AbortCurrentTransaction();
@@ -265,7 +270,7 @@ el_handle_rpc(struct MHD_Connection *conn, const char *url, ElRequest *req)
 {
 	const char *name = url + strlen("/rpc/");
 	ElAuth		auth;
-	ElOutcome	outcome = {0};
+	ElApiCall	call = {0};
 
 	if (!el_valid_rpc_name(name))
 		return el_respond_error(conn, MHD_HTTP_NOT_FOUND, "PGRST202",
@@ -279,13 +284,31 @@ el_handle_rpc(struct MHD_Connection *conn, const char *url, ElRequest *req)
 			? el_respond_unauthorized(conn, auth.code, auth.message)
 			: el_respond_error(conn, auth.status, auth.code, auth.message, NULL, NULL);
 
+	call.name = name;
+	call.body = &req->body;
+	call.auth = &auth;
+	call.method = MHD_HTTP_METHOD_POST;
+	call.path = url;
+	call.ok_status = MHD_HTTP_OK;
+	return el_answer_api(conn, &call);
+}
+
+/*
+ * Run one api call in its transaction and answer with its result, or with
+ * PostgREST's error body and the status its SQLSTATE maps to.
+ */
+enum MHD_Result
+el_answer_api(struct MHD_Connection *conn, const ElApiCall *call)
+{
+	ElOutcome	outcome = {0};
+
 	/* Why is in the server log (the launcher says it once). */
 	if (!el_gateway_has_database)
 		return el_respond_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "PGRST001",
 								"The gateway is not connected to its database",
 								NULL, "See the server log.");
 
-	el_run_rpc(name, &req->body, &auth, url, &outcome);
+	el_run_rpc(call, &outcome);
 
 	if (outcome.error)
 	{
@@ -298,12 +321,12 @@ el_handle_rpc(struct MHD_Connection *conn, const char *url, ElRequest *req)
 									e->detail ? psprintf("%s %s", e->message, e->detail) : e->message,
 									"Send a JSON object (UTF-8), e.g. {}.");
 
-		status = el_http_status_for(e->sqlerrcode, auth.anonymous);
+		status = el_http_status_for(e->sqlerrcode, call->auth->anonymous);
 		if (status >= 500)
 			ereport(LOG,
-					(errmsg("enterprise_lab gateway: POST %s failed: %s", url, e->message),
+					(errmsg("enterprise_lab gateway: %s %s failed: %s", call->method, call->path, e->message),
 					 e->detail ? errdetail_internal("%s", e->detail) : 0));
-		if (auth.anonymous)
+		if (call->auth->anonymous)
 			el_redact_for_anonymous(e, status);
 		return el_respond_error(conn, status, unpack_sql_state(e->sqlerrcode),
 								e->message, e->detail, e->hint);

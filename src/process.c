@@ -23,6 +23,7 @@
 #include <math.h>
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
@@ -31,6 +32,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -82,69 +84,103 @@ el_keep_plan(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
+/*
+ * The events' status column: event_status since 0.4.0, status before.  The
+ * module serves a database whose extension is not updated yet (new binaries
+ * are installed and the server restarted before ALTER EXTENSION ... UPDATE),
+ * so it asks the catalog, a syscache lookup, before each batch.
+ */
+static const char *planned_status_column = NULL;
+
+static const char *
+el_events_status_column(void)
+{
+	Oid			nsp = get_namespace_oid("integration", true);
+	Oid			rel = OidIsValid(nsp) ? get_relname_relid("events", nsp) : InvalidOid;
+
+	if (OidIsValid(rel) && get_attnum(rel, "status") != InvalidAttrNumber)
+		return "status";
+	return "event_status";
+}
+
 static void
 el_prepare_core_plans(void)
 {
+	const char *col = el_events_status_column();
+
+	if (planned_status_column != NULL && strcmp(planned_status_column, col) != 0)
+	{
+		/* ALTER EXTENSION ... UPDATE renamed the column under the plans. */
+		if (claim_plan)
+			SPI_freeplan(claim_plan);
+		if (complete_plan)
+			SPI_freeplan(complete_plan);
+		if (fail_plan)
+			SPI_freeplan(fail_plan);
+		claim_plan = complete_plan = fail_plan = NULL;
+	}
+	planned_status_column = col;
+
 	if (claim_plan == NULL)
 	{
 		Oid			types[1] = {INT4OID};
 
-		claim_plan = el_keep_plan(
+		claim_plan = el_keep_plan(psprintf(
 								  "SELECT e.id, e.event_type, e.attempts"
 								  "  FROM integration.events e"
-								  " WHERE e.status IN ('pending', 'failed')"
+								  " WHERE e.%1$s IN ('pending', 'failed')"
 								  "   AND e.next_attempt_at <= pg_catalog.clock_timestamp()"
 								  "   AND NOT EXISTS (SELECT 1 FROM integration.events p"
 								  "                    WHERE p.submission_id = e.submission_id"
 								  "                      AND p.seq < e.seq"
-								  "                      AND p.status IN ('pending', 'failed', 'dead_letter'))"
+								  "                      AND p.%1$s IN ('pending', 'failed', 'dead_letter'))"
 								  " ORDER BY e.seq"
 								  " LIMIT $1"
-								  "   FOR UPDATE OF e SKIP LOCKED",
+								  "   FOR UPDATE OF e SKIP LOCKED", col),
 								  1, types);
 	}
 	if (complete_plan == NULL)
 	{
 		Oid			types[1] = {UUIDARRAYOID};
 
-		complete_plan = el_keep_plan(
+		complete_plan = el_keep_plan(psprintf(
 									 "UPDATE integration.events"
-									 "   SET status = 'completed', attempts = attempts + 1,"
+									 "   SET %1$s = 'completed', attempts = attempts + 1,"
 									 "       processed_at = pg_catalog.clock_timestamp(), last_error = NULL"
-									 " WHERE id = ANY ($1)",
+									 " WHERE id = ANY ($1)", col),
 									 1, types);
 	}
 	if (fail_plan == NULL)
 	{
 		Oid			types[5] = {UUIDOID, TEXTOID, INT4OID, FLOAT8OID, JSONBOID};
 
-		fail_plan = el_keep_plan(
+		fail_plan = el_keep_plan(psprintf(
 								 "WITH f AS ("
 								 "  UPDATE integration.events e"
 								 "     SET attempts = e.attempts + 1,"
-								 "         status = CASE WHEN e.attempts + 1 >= $3 THEN 'dead_letter' ELSE 'failed' END,"
+								 "         %1$s = CASE WHEN e.attempts + 1 >= $3 THEN 'dead_letter' ELSE 'failed' END,"
 								 "         last_error = $2,"
 								 "         processed_at = CASE WHEN e.attempts + 1 >= $3 THEN pg_catalog.clock_timestamp() END,"
 								 "         next_attempt_at = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4)"
 								 "   WHERE e.id = $1"
 								 "  RETURNING e.id, e.submission_id, e.event_type, e.aggregate_type, e.aggregate_id,"
-								 "            e.status, e.attempts, e.next_attempt_at),"
+								 "            e.%1$s, e.attempts, e.next_attempt_at),"
 								 " sr AS ("
 								 "  UPDATE source_system.service_requests r"
 								 "     SET lifecycle_status = 'failed', updated_at = pg_catalog.now()"
 								 "    FROM f"
-								 "   WHERE f.status = 'dead_letter' AND f.aggregate_type = 'service_request'"
+								 "   WHERE f.%1$s = 'dead_letter' AND f.aggregate_type = 'service_request'"
 								 "     AND r.id = f.aggregate_id)"
 								 "INSERT INTO integration.sync_logs"
 								 "       (submission_id, event_id, event_type, action, outcome, message, details, attempt)"
 								 "SELECT f.submission_id, f.id, f.event_type,"
-								 "       CASE f.status WHEN 'dead_letter' THEN 'dead_lettered' ELSE 'retry_scheduled' END,"
+								 "       CASE f.%1$s WHEN 'dead_letter' THEN 'dead_lettered' ELSE 'retry_scheduled' END,"
 								 "       'failure', $2,"
-								 "       $5 || CASE f.status WHEN 'dead_letter' THEN '{}'::jsonb"
+								 "       $5 || CASE f.%1$s WHEN 'dead_letter' THEN '{}'::jsonb"
 								 "             ELSE pg_catalog.jsonb_build_object('next_attempt_at', f.next_attempt_at) END,"
 								 "       f.attempts"
 								 "  FROM f"
-								 " RETURNING action",
+								 " RETURNING action", col),
 								 5, types);
 	}
 }

@@ -9,8 +9,8 @@ import { rpc, describe } from './api.js';
 const REPLAYABLE = new Set(['dead_letter', 'failed', 'skipped']);
 const REPLAY_ROLES = new Set(['lab_operator', 'lab_admin']);
 
-const INTAKE_FIELDS = ['id', 'submission_id', 'status', 'submitted_at', 'intake_method', 'requester_name', 'requester_email',
-  'customer_name', 'customer_code', 'agreement_number', 'request_type_code', 'priority_code', 'team_code', 'description', 'submitted_by'];
+const INTAKE_FIELDS = ['submission_id', 'submission_status', 'created_at', 'intake_method', 'requester_name', 'requester_email',
+  'customer_name', 'customer_code', 'agreement_number', 'request_type', 'priority', 'assigned_team', 'request_description', 'submitted_by'];
 const INTAKE_HIDDEN = ['customer_id', 'agreement_id', 'updated_at'];
 const SOURCE_FIELDS = ['request_number', 'lifecycle_status', 'source_system', 'summary', 'request_type_code', 'priority_code', 'team_code', 'created_at', 'integrated_at', 'id'];
 const SOURCE_HIDDEN = ['submission_id', 'customer_id', 'agreement_id', 'updated_at'];
@@ -32,7 +32,7 @@ function safeUrl(raw) {
 function statusRow(d) {
   const sub = d.submission || {};
   const items = [
-    ['intake', sub.status],
+    ['intake', sub.submission_status],
     ['source', d.service_request && d.service_request.lifecycle_status],
     ['case', d.case && d.case.processing_status],
     ['canonical', d.canonical && d.canonical.lifecycle_status],
@@ -61,7 +61,7 @@ async function replay(event, onChanged) {
 
 function eventAction(row, onChanged) {
   const c = auth.claims();
-  if (!REPLAYABLE.has(row.status) || !c || !REPLAY_ROLES.has(c.role)) return '';
+  if (!REPLAYABLE.has(row.event_status) || !c || !REPLAY_ROLES.has(c.role)) return '';
   return h('button', {
     type: 'button', class: 'btn btn-small', 'aria-label': `Replay event #${row.seq}`,
     on: { click: (e) => { e.currentTarget.disabled = true; replay(row, onChanged); } },
@@ -98,9 +98,13 @@ export function renderDetail(d, onChanged) {
 
   renderIfChanged($('table-documents'), documentsKey, () => $('table-documents').replaceChildren(table(d.documents, [
     ['file_name', 'File', (r) => h('span', { class: 'file-name' }, r.file_name ?? r.original_file_name ?? '')],
-    ['content_type', 'Type', (r) => r.content_type ?? r.document_type ?? '—'],
+    ['document_type', 'Document type', (r) => r.document_type ?? '—'],
+    ['content_type', 'Content type', (r) => r.content_type ?? '—'],
     ['size_bytes', 'Size', (r) => bytes(r.size_bytes ?? r.size ?? r.byte_size)],
     ['sha256', 'SHA-256', (r) => { const sum = r.sha256 ?? r.checksum_sha256 ?? r.checksum; return sum ? h('code', { class: 'id', title: sum }, `${String(sum).slice(0, 12)}…`) : '—'; }],
+    ['id', 'Document id', (r) => h('code', { class: 'id' }, r.id ?? '')],
+    // Where the bytes are: the bucket and the object's key in it.
+    ['storage_key', 'Storage key', (r) => (r.object_key ? h('code', { class: 'storage-key' }, `${r.bucket}/${r.object_key}`) : '—')],
     ['status', 'Status', (r) => badge(r.status ?? r.upload_status ?? null)],
     ['uploaded_at', 'Stored', (r) => when(r.uploaded_at ?? r.created_at)],
     ['download_url', 'Download', (r) => {
@@ -120,7 +124,7 @@ export function renderDetail(d, onChanged) {
   renderIfChanged($('table-events'), [d.events, role], () => $('table-events').replaceChildren(table(d.events, [
     ['seq', '#'],
     ['event_type', 'Type', (r) => h('code', null, r.event_type ?? '')],
-    ['status', 'Status'],
+    ['event_status', 'Status'],
     ['attempts', 'Attempts'],
     ['created_at', 'Created'],
     ['processed_at', 'Processed'],

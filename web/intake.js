@@ -1,22 +1,24 @@
-// The intake form: reference-data dropdowns (agreements filtered by the
-// chosen customer), an optional document sent as base64, and the server's
-// validation errors shown next to the field they name.
+// The intake form: reference-data dropdowns (active customers only, and the
+// chosen customer's agreements that are valid today), an optional document
+// with its document type sent as base64, and the server's validation errors
+// shown next to the field they name.
 
 import { h, $ } from './dom.js';
 import { rpc, describe } from './api.js';
 
-const FIELDS = ['requester_name', 'requester_email', 'customer_id', 'agreement_id', 'request_type', 'priority', 'team', 'description', 'document'];
+const FIELDS = ['requester_name', 'requester_email', 'customer_id', 'agreement_id', 'request_type', 'priority', 'team', 'description', 'document_type', 'document'];
 
 // Names the database may use for a form field (a column, or a key of the
 // request body); the first one a message mentions decides the field.
 const ALIASES = [
+  [/\bdocument_type\b/, 'document_type'],
   [/\bdocument\b|\bfile_name\b|\bcontent_type\b|\bcontent_base64\b|\bfile\b/, 'document'],
   [/\brequester_name\b/, 'requester_name'],
   [/\brequester_email\b|\be-?mail\b/, 'requester_email'],
-  [/\bdescription\b/, 'description'],
+  [/\b(request_)?description\b/, 'description'],
   [/\brequest_type(_code)?\b|\brequest type\b/, 'request_type'],
   [/\bpriority(_code)?\b/, 'priority'],
-  [/\bteam(_code)?\b/, 'team'],
+  [/\b(assigned_)?team(_code)?\b/, 'team'],
   [/\bagreement(_id)?\b/, 'agreement_id'],
   [/\bcustomer(_id)?\b/, 'customer_id'],
 ];
@@ -59,16 +61,19 @@ export class IntakeForm {
   }
 
   setReference(ref) {
-    this.customers = ref.customers || [];
+    // The server refuses the others (inactive customers, agreements not
+    // valid today); they are not offered.
+    this.customers = (ref.customers || []).filter((c) => c.status === 'active');
     const option = (value, text, disabled) => h('option', { value, disabled: disabled || undefined }, text);
     $('f-customer_id').replaceChildren(option('', 'Choose a customer…'),
-      ...this.customers.map((c) => option(c.id, c.status === 'active' ? `${c.name} (${c.code})` : `${c.name} (${c.code}, ${c.status})`)));
+      ...this.customers.map((c) => option(c.id, `${c.name} (${c.code})`)));
     $('f-request_type').replaceChildren(option('', 'Choose a type…'), ...(ref.request_types || []).map((t) => option(t.code, t.name)));
     $('f-priority').replaceChildren(...(ref.priorities || []).map((p) => option(p.code, p.name)));
     const medium = (ref.priorities || []).find((p) => p.code === 'medium');
     if (medium) $('f-priority').value = 'medium';
     $('f-team').replaceChildren(option('', 'Choose a team…'), ...(ref.teams || []).map((t) => option(t.code, t.name)));
     const types = ref.document_types || {};
+    $('f-document_type').replaceChildren(...(types.types || []).map((t) => h('option', { value: t.code, title: t.description || '' }, t.name)));
     if (types.extensions) {
       $('f-document').setAttribute('accept', types.extensions.map((x) => `.${x}`).join(','));
       $('doc-hint').textContent = `${types.extensions.join(', ')}${types.max_size ? `; up to ${Math.round(types.max_size / 1048576)} MB` : ''}.`;
@@ -78,11 +83,11 @@ export class IntakeForm {
 
   fillAgreements() {
     const customer = this.customers.find((c) => c.id === $('f-customer_id').value);
-    const agreements = customer ? customer.agreements || [] : [];
+    const agreements = customer ? (customer.agreements || []).filter((a) => a.current) : [];
     $('f-agreement_id').replaceChildren(
-      h('option', { value: '' }, customer ? (agreements.length ? 'No agreement' : 'This customer has no agreements') : 'Choose a customer first'),
+      h('option', { value: '' }, customer ? (agreements.length ? 'No agreement' : 'No agreement valid today') : 'Choose a customer first'),
       ...agreements.map((a) => h('option', { value: a.id },
-        `${a.agreement_number} · ${a.name}${a.status !== 'active' ? ` (${a.status})` : ''}${a.valid_to ? ` · until ${a.valid_to}` : ''}`)));
+        `${a.agreement_number} · ${a.name}${a.valid_to ? ` · until ${a.valid_to}` : ''}`)));
     $('f-agreement_id').disabled = !customer;
   }
 
@@ -125,6 +130,7 @@ export class IntakeForm {
     if (file) {
       const ext = (file.name.split('.').pop() || '').toLowerCase();
       body.document = { file_name: file.name, content_type: file.type || CONTENT_TYPES[ext] || 'application/octet-stream', content_base64: await readBase64(file) };
+      if (v('document_type')) body.document.document_type = v('document_type');
     }
     return body;
   }

@@ -77,7 +77,7 @@ export function renderLineage(container, detail) {
 
   const svg = s('svg', {
     class: 'lineage', viewBox: `0 0 ${width} ${height}`, role: 'img', width, height,
-    'aria-label': `Lineage: submission ${sub.status || ''}; service request ${sr ? `${sr.request_number} ${sr.lifecycle_status}` : 'not created'}; `
+    'aria-label': `Lineage: submission ${sub.submission_status || ''}; service request ${sr ? `${sr.request_number} ${sr.lifecycle_status}` : 'not created'}; `
       + `${all.length} events; case ${oc ? oc.processing_status : 'not opened'}; canonical object ${bo ? bo.lifecycle_status : 'not created'}.`,
   });
   svg.append(s('defs', null,
@@ -87,7 +87,7 @@ export function renderLineage(container, detail) {
   const nodes = s('g', { class: 'lin-nodes' });
   svg.append(edges, nodes);
 
-  nodes.append(node(pos.intake, { kind: 'intake submission', title: sub.requester_name || sub.intake_method, status: sub.status, id: sub.id || sub.submission_id, target: 'card-intake' }));
+  nodes.append(node(pos.intake, { kind: 'intake submission', title: sub.requester_name || sub.intake_method, status: sub.submission_status, id: sub.submission_id, target: 'card-intake' }));
   nodes.append(node(pos.source, { kind: 'source request', title: sr && sr.request_number, status: sr && sr.lifecycle_status, id: sr && sr.id, missing: !sr, target: 'card-source' }));
   edges.append(edge(pos.intake, pos.source, 'creates', !sr));
 
@@ -106,7 +106,7 @@ export function renderLineage(container, detail) {
   }
   requestEvents.forEach((e, i) => {
     const p = { x: col(2), y: row(i) };
-    nodes.append(node(p, { kind: `event #${e.seq ?? i + 1}`, title: e.event_type, status: e.status, id: e.id, target: 'table-events' }));
+    nodes.append(node(p, { kind: `event #${e.seq ?? i + 1}`, title: e.event_type, status: e.event_status, id: e.id, target: 'table-events' }));
     edges.append(edge(pos.source, p, i === 0 ? 'publishes' : null, false));
     if (e.event_type === 'RequestCreated') {
       edges.append(edge(p, pos.case, relationship(detail.lineage, 'service_request', 'operation_case') || 'opens', !oc));
@@ -121,9 +121,9 @@ export function renderLineage(container, detail) {
   caseEvents.forEach((e, i) => {
     const p = { x: col(3), y: row(i + 1) };
     const to = e.payload && e.payload.new_status;
-    nodes.append(node(p, { kind: `event #${e.seq ?? ''}`, title: to ? `case → ${to}` : e.event_type, status: e.status, id: e.id, target: 'table-events' }));
+    nodes.append(node(p, { kind: `event #${e.seq ?? ''}`, title: to ? `case → ${to}` : e.event_type, status: e.event_status, id: e.id, target: 'table-events' }));
     edges.append(drop(above, p, i === 0 ? 'status change' : null, false));
-    edges.append(edge(p, pos.canonical, i === caseEvents.length - 1 ? 'syncs' : null, e.status !== 'completed'));
+    edges.append(edge(p, pos.canonical, i === caseEvents.length - 1 ? 'syncs' : null, e.event_status !== 'completed'));
     above = p;
   });
 

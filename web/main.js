@@ -12,12 +12,14 @@ import { renderDetail, clearDetail } from './detail.js';
 import { renderSubscriptions } from './subscriptions.js';
 import { Workflow } from './workflow.js';
 import { IntakeForm } from './intake.js';
+import { RecordTables } from './records.js';
 
 const SELECTED_KEY = 'enterprise_lab.selected';
 
 const list = new SubmissionList({ onSelect: select, onFilterChange: () => refresh() });
 const workflow = new Workflow({ onChanged: () => refresh() });
 const intake = new IntakeForm({ onSubmitted: (r) => { select(r.submission_id); } });
+const records = new RecordTables({ onSelect: (id) => { select(id); $('detail').scrollIntoView({ block: 'start' }); }, onPage: () => refresh() });
 
 let selected = sessionStorage.getItem(SELECTED_KEY);
 let referenceLoaded = false;
@@ -64,7 +66,7 @@ async function refresh() {
     try {
       if (!referenceLoaded) await loadReference();
       const role = (auth.claims() || {}).role;
-      const [metrics, submissions, detail, subscriptions] = await Promise.all([
+      const [metrics, submissions, detail, subscriptions, ...pages] = await Promise.all([
         rpc('metrics', {}),
         rpc('submissions', list.query()),
         selected ? rpc('submission_detail', { submission_id: selected }).catch((e) => {
@@ -75,12 +77,14 @@ async function refresh() {
         ['lab_operator', 'lab_auditor', 'lab_admin'].includes(role)
           ? rpc('subscriptions', {}).catch((e) => { if (e.status === 401 || e.status === 403) return null; throw e; })
           : Promise.resolve(null),
+        ...records.queries().map(([name, body]) => rpc(name, body)),
       ]);
       renderOverview(metrics);
       renderSubscriptions(subscriptions);
       showHealth(metrics);
       list.render(submissions);
       list.select(selected);
+      records.render(pages);
       if (detail) {
         renderDetail(detail, () => refresh());
         workflow.show(detail.case);

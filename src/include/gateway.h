@@ -3,7 +3,8 @@
  *		Declarations shared by the files of the built-in HTTP gateway:
  *		gateway.c (settings, the daemon and its loop, request dispatch),
  *		http_guard.c, http_limits.c, http_response.c, http_auth.c,
- *		http_static.c, http_rpc.c and http_health.c.  Everything here runs in the gateway process, on its
+ *		http_static.c, http_rpc.c, http_original.c, http_multipart.c and
+ *		http_health.c.  Everything here runs in the gateway process, on its
  *		only thread, inside PG_TRY (see gateway.c).
  */
 #ifndef EL_GATEWAY_H
@@ -87,6 +88,8 @@ extern enum MHD_Result el_respond(struct MHD_Connection *conn, unsigned int stat
 extern enum MHD_Result el_respond_error(struct MHD_Connection *conn, unsigned int status,
 										const char *code, const char *message,
 										const char *details, const char *hint);
+extern enum MHD_Result el_respond_not_allowed(struct MHD_Connection *conn, const char *allow,
+											  const char *method, const char *url);
 extern enum MHD_Result el_respond_close(struct MHD_Connection *conn, unsigned int status,
 										const char *code, const char *message);
 extern void el_json_field(StringInfo buf, const char *key, const char *value, bool last);
@@ -115,11 +118,34 @@ typedef struct ElAuth
 extern void el_load_libjwt(void);
 extern void el_authenticate(struct MHD_Connection *conn, ElAuth *auth);
 
+/* One call of api.<name>(jsonb) on behalf of a request. */
+typedef struct ElApiCall
+{
+	const char *name;			/* api function */
+	StringInfo	body;			/* JSON from the client; empty: {} */
+	const char *overlay;		/* JSON object merged over it (path, query), or NULL */
+	ElAuth	   *auth;
+	const char *method;			/* request.method */
+	const char *path;			/* request.path */
+	unsigned int ok_status;		/* status of a successful call */
+} ElApiCall;
+
 /* http_rpc.c: POST /rpc/<name>, and the frame of a request's transaction */
 extern void el_request_begin(void);
 extern void el_stop_request_timeout(void);
 extern enum MHD_Result el_handle_rpc(struct MHD_Connection *conn, const char *url,
 									 ElRequest *req);
+extern enum MHD_Result el_answer_api(struct MHD_Connection *conn, const ElApiCall *call);
+
+/* http_original.c: the original lab's routes */
+extern bool el_is_original_path(const char *url);
+extern enum MHD_Result el_handle_original(struct MHD_Connection *conn, const char *url,
+										  const char *method, ElRequest *req);
+
+/* http_multipart.c: a form post as the JSON body of api.original_submit_request */
+extern bool el_is_form_post(struct MHD_Connection *conn);
+extern bool el_form_to_json(struct MHD_Connection *conn, StringInfo body, StringInfo json,
+							ElRefusal *refusal);
 
 /* http_health.c: GET /health */
 extern enum MHD_Result el_handle_health(struct MHD_Connection *conn);

@@ -72,4 +72,15 @@
 #define el_guc_free(p) free(p)
 #endif
 
+/*
+ * Base64 of bytes (common/base64.h): the source is const uint8 * from 18
+ * on, const char * before.
+ */
+#include "common/base64.h"
+#if PG_VERSION_NUM >= 180000
+#define el_b64_encode(src, len, dst, dstlen) pg_b64_encode((const uint8 *) (src), (len), (dst), (dstlen))
+#else
+#define el_b64_encode(src, len, dst, dstlen) pg_b64_encode((src), (len), (dst), (dstlen))
+#endif
+
 #endif							/* EL_PG_COMPAT_H */

@@ -35,7 +35,7 @@ CREATE INDEX agreements_customer_idx ON reference.agreements (customer_id);
 COMMENT ON TABLE reference.agreements IS 'Service agreements; each belongs to one customer and is valid for a period.';
 
 CREATE TABLE reference.request_types (
-  code               text PRIMARY KEY CONSTRAINT request_types_code_format CHECK (code ~ '^[a-z][a-z0-9_]{1,39}$'),
+  code               text PRIMARY KEY CONSTRAINT request_types_code_format CHECK (code ~ '^[A-Za-z][A-Za-z0-9_-]{1,39}$'),
   name               text NOT NULL,
   canonical_category text NOT NULL,
   description        text,
@@ -47,7 +47,7 @@ CREATE TABLE reference.request_types (
 COMMENT ON TABLE reference.request_types IS 'Kinds of request, each mapped to an enterprise (canonical) category.';
 
 CREATE TABLE reference.priorities (
-  code       text PRIMARY KEY,
+  code       text PRIMARY KEY CONSTRAINT priorities_code_format CHECK (code ~ '^[A-Za-z][A-Za-z0-9_-]{1,39}$'),
   name       text NOT NULL,
   rank       integer NOT NULL UNIQUE,
   seeded     boolean NOT NULL DEFAULT false,
@@ -57,7 +57,7 @@ CREATE TABLE reference.priorities (
 COMMENT ON TABLE reference.priorities IS 'Request priorities, most urgent first by rank.';
 
 CREATE TABLE reference.teams (
-  code       text PRIMARY KEY CONSTRAINT teams_code_format CHECK (code ~ '^[a-z][a-z0-9_]{1,39}$'),
+  code       text PRIMARY KEY CONSTRAINT teams_code_format CHECK (code ~ '^[A-Za-z][A-Za-z0-9_-]{1,39}$'),
   name       text NOT NULL,
   email      text,
   active     boolean NOT NULL DEFAULT true,
@@ -67,10 +67,20 @@ CREATE TABLE reference.teams (
 );
 COMMENT ON TABLE reference.teams IS 'Teams that work operational cases.';
 
+CREATE TABLE reference.intake_methods (
+  code       text PRIMARY KEY CONSTRAINT intake_methods_code_format CHECK (code ~ '^[A-Za-z][A-Za-z0-9_-]{1,39}$'),
+  name       text NOT NULL,
+  active     boolean NOT NULL DEFAULT true,
+  seeded     boolean NOT NULL DEFAULT false,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE reference.intake_methods IS 'How a request reached the intake (portal, manual form, API, ...).';
+
 DO $$
 DECLARE t text;
 BEGIN
-  FOREACH t IN ARRAY ARRAY['customers', 'agreements', 'request_types', 'priorities', 'teams'] LOOP
+  FOREACH t IN ARRAY ARRAY['customers', 'agreements', 'request_types', 'priorities', 'teams', 'intake_methods'] LOOP
     EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON reference.%I
                     FOR EACH ROW EXECUTE FUNCTION enterprise_lab.mark_user_modified()', t || '_10_user_modified', t);
     EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE ON reference.%I
@@ -78,12 +88,16 @@ BEGIN
   END LOOP;
 END $$;
 
+-- Codes are data: the original lab's upper-case codes (GENERAL_INQUIRY,
+-- OPERATIONS_TEAM) sit beside these, and lookups are exact (no case folding).
 -- Generic example data (example.test addresses only).
 INSERT INTO reference.customers (id, code, name, contact_email, status, seeded) VALUES
   ('10000000-0000-4000-8000-000000000001', 'NORTHWIND', 'Northwind Components', 'service@northwind.example.test', 'active', true),
   ('10000000-0000-4000-8000-000000000002', 'BLUEHARBOR', 'Blue Harbor Logistics', 'desk@blueharbor.example.test', 'active', true),
   ('10000000-0000-4000-8000-000000000003', 'ACME-LABS', 'Acme Labs', 'it@acmelabs.example.test', 'active', true),
-  ('10000000-0000-4000-8000-000000000004', 'OLDCO', 'Oldco Holdings', 'contact@oldco.example.test', 'inactive', true);
+  ('10000000-0000-4000-8000-000000000004', 'OLDCO', 'Oldco Holdings', 'contact@oldco.example.test', 'inactive', true),
+  -- api.submit_request's customer when the body names none (as the original lab's does).
+  ('10000000-0000-4000-8000-000000000000', 'UNASSIGNED', 'Unassigned', NULL, 'active', true);
 
 INSERT INTO reference.agreements (id, customer_id, agreement_number, name, valid_from, valid_to, status, seeded) VALUES
   ('20000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000001', 'AGR-NW-001', 'Northwind managed services', '2024-01-01', NULL, 'active', true),
@@ -97,7 +111,8 @@ INSERT INTO reference.request_types (code, name, canonical_category, description
   ('incident', 'Incident', 'incident', 'Something is broken or degraded.', true),
   ('service_change', 'Service change', 'change', 'Change a configuration or a service.', true),
   ('information_request', 'Information request', 'information', 'A question or a report request.', true),
-  ('document_review', 'Document review', 'review', 'Review a supplied document.', true);
+  ('document_review', 'Document review', 'review', 'Review a supplied document.', true),
+  ('GENERAL_INQUIRY', 'General inquiry', 'information', 'A generic service request.', true);
 
 INSERT INTO reference.priorities (code, name, rank, seeded) VALUES
   ('critical', 'Critical', 1, true),
@@ -109,10 +124,20 @@ INSERT INTO reference.teams (code, name, email, seeded) VALUES
   ('service_desk', 'Service Desk', 'service-desk@example.test', true),
   ('operations', 'Operations', 'operations@example.test', true),
   ('finance_ops', 'Finance Operations', 'finance-ops@example.test', true),
-  ('security', 'Security', 'security@example.test', true);
+  ('security', 'Security', 'security@example.test', true),
+  ('OPERATIONS_TEAM', 'Operations Team', 'operations-team@example.test', true);
+
+INSERT INTO reference.intake_methods (code, name, seeded) VALUES
+  ('portal', 'Portal', true),
+  ('manual_form', 'Manual form', true),
+  ('api', 'API', true),
+  ('email', 'E-mail', true),
+  ('phone', 'Phone', true),
+  ('batch', 'Batch', true);
 
 SELECT pg_catalog.pg_extension_config_dump('reference.customers', '');
 SELECT pg_catalog.pg_extension_config_dump('reference.agreements', '');
 SELECT pg_catalog.pg_extension_config_dump('reference.request_types', '');
 SELECT pg_catalog.pg_extension_config_dump('reference.priorities', '');
 SELECT pg_catalog.pg_extension_config_dump('reference.teams', '');
+SELECT pg_catalog.pg_extension_config_dump('reference.intake_methods', '');

@@ -6,35 +6,34 @@ CREATE SCHEMA intake;
 COMMENT ON SCHEMA intake IS 'Raw intake requests, validated against the reference data.';
 
 CREATE TABLE intake.submissions (
-  id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  intake_method     text NOT NULL DEFAULT 'portal'
-                    CONSTRAINT submissions_intake_method_valid CHECK (intake_method IN ('portal', 'api', 'email', 'phone', 'batch')),
+  submission_id     uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  intake_method     text NOT NULL DEFAULT 'portal' REFERENCES reference.intake_methods (code),
   requester_name    text NOT NULL
                     CONSTRAINT submissions_requester_name_valid CHECK (enterprise_lab.has_visible_text(requester_name) AND length(requester_name) <= 200),
   requester_email   text NOT NULL
                     CONSTRAINT submissions_requester_email_valid CHECK (length(requester_email) <= 254 AND requester_email ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$'),
-  description       text NOT NULL
-                    CONSTRAINT submissions_description_valid CHECK (enterprise_lab.has_visible_text(description) AND length(description) <= 4000),
-  request_type_code text NOT NULL REFERENCES reference.request_types (code),
-  priority_code     text NOT NULL REFERENCES reference.priorities (code),
-  team_code         text NOT NULL REFERENCES reference.teams (code),
+  request_description text NOT NULL
+                    CONSTRAINT submissions_request_description_valid CHECK (enterprise_lab.has_visible_text(request_description) AND length(request_description) <= 4000),
+  request_type      text NOT NULL REFERENCES reference.request_types (code),
+  priority          text NOT NULL REFERENCES reference.priorities (code),
+  assigned_team     text NOT NULL REFERENCES reference.teams (code),
   customer_id       uuid NOT NULL REFERENCES reference.customers (id),
   agreement_id      uuid,
-  status            text NOT NULL DEFAULT 'received'
-                    CONSTRAINT submissions_status_valid CHECK (status IN ('received', 'withdrawn')),
+  submission_status text NOT NULL DEFAULT 'received'
+                    CONSTRAINT submissions_submission_status_valid CHECK (submission_status IN ('received', 'withdrawn')),
   submitted_by      text NOT NULL DEFAULT current_user,
-  submitted_at      timestamptz NOT NULL DEFAULT now(),
+  created_at        timestamptz NOT NULL DEFAULT now(),
   updated_at        timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT submissions_agreement_of_customer
     FOREIGN KEY (agreement_id, customer_id) REFERENCES reference.agreements (id, customer_id)
 );
 -- The submission list's order exactly, so its first page reads one page
--- of entries even when a bulk load gave many rows the same submitted_at.
-CREATE INDEX submissions_submitted_at_idx ON intake.submissions (submitted_at DESC, id);
+-- of entries even when a bulk load gave many rows the same created_at.
+CREATE INDEX submissions_created_at_idx ON intake.submissions (created_at DESC, submission_id);
 CREATE INDEX submissions_customer_idx ON intake.submissions (customer_id);
 COMMENT ON TABLE intake.submissions IS
   'Raw intake requests. Inserting one creates its source_system.service_requests row in the same transaction.';
-COMMENT ON COLUMN intake.submissions.id IS 'Root key of the request''s whole lifecycle (submission_id everywhere else).';
+COMMENT ON COLUMN intake.submissions.submission_id IS 'Root key of the request''s whole lifecycle.';
 
 -- Friendly validation: the same rules as the constraints above, but each
 -- failure names the field, says what was given and what would be accepted.
@@ -68,40 +67,47 @@ BEGIN
             HINT = 'Use the form name@example.test.';
   END IF;
 
-  IF NEW.description IS NULL OR NEW.description !~ '\S' THEN
-    RAISE EXCEPTION 'description must not be blank'
-      USING ERRCODE = 'not_null_violation', COLUMN = 'description',
+  IF NEW.request_description IS NULL OR NEW.request_description !~ '\S' THEN
+    RAISE EXCEPTION 'request_description must not be blank'
+      USING ERRCODE = 'not_null_violation', COLUMN = 'request_description',
             HINT = 'Describe what is requested.';
-  ELSIF NOT enterprise_lab.has_visible_text(NEW.description) THEN
-    RAISE EXCEPTION 'description must not be blank'
-      USING ERRCODE = 'not_null_violation', COLUMN = 'description',
+  ELSIF NOT enterprise_lab.has_visible_text(NEW.request_description) THEN
+    RAISE EXCEPTION 'request_description must not be blank'
+      USING ERRCODE = 'not_null_violation', COLUMN = 'request_description',
             DETAIL = 'It has no visible character: no-break, zero-width and other invisible characters do not count.',
             HINT = 'Describe what is requested.';
-  ELSIF length(NEW.description) > 4000 THEN
-    RAISE EXCEPTION 'description is too long'
-      USING ERRCODE = 'string_data_right_truncation', COLUMN = 'description',
-            DETAIL = format('It has %s characters; the limit is 4000.', length(NEW.description));
+  ELSIF length(NEW.request_description) > 4000 THEN
+    RAISE EXCEPTION 'request_description is too long'
+      USING ERRCODE = 'string_data_right_truncation', COLUMN = 'request_description',
+            DETAIL = format('It has %s characters; the limit is 4000.', length(NEW.request_description));
   END IF;
 
-  IF NOT EXISTS (SELECT 1 FROM reference.request_types WHERE code = NEW.request_type_code AND active) THEN
-    RAISE EXCEPTION 'request_type "%" does not exist', NEW.request_type_code
-      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'request_type_code',
-            DETAIL = format('Known request types: %s.', (SELECT string_agg(code, ', ' ORDER BY code) FROM reference.request_types WHERE active)),
+  IF NOT EXISTS (SELECT 1 FROM reference.request_types WHERE code = NEW.request_type AND active) THEN
+    RAISE EXCEPTION 'request_type "%" does not exist', NEW.request_type
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'request_type',
+            DETAIL = format('Known request types: %s.', (SELECT string_agg(code, ', ' ORDER BY code COLLATE "C") FROM reference.request_types WHERE active)),
             HINT = 'Choose one of reference.request_types.';
   END IF;
 
-  IF NOT EXISTS (SELECT 1 FROM reference.priorities WHERE code = NEW.priority_code) THEN
-    RAISE EXCEPTION 'priority "%" does not exist', NEW.priority_code
-      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'priority_code',
+  IF NOT EXISTS (SELECT 1 FROM reference.priorities WHERE code = NEW.priority) THEN
+    RAISE EXCEPTION 'priority "%" does not exist', NEW.priority
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'priority',
             DETAIL = format('Known priorities: %s.', (SELECT string_agg(code, ', ' ORDER BY rank) FROM reference.priorities)),
             HINT = 'Choose one of reference.priorities.';
   END IF;
 
-  IF NOT EXISTS (SELECT 1 FROM reference.teams WHERE code = NEW.team_code AND active) THEN
-    RAISE EXCEPTION 'team "%" does not exist', NEW.team_code
-      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'team_code',
-            DETAIL = format('Known teams: %s.', (SELECT string_agg(code, ', ' ORDER BY code) FROM reference.teams WHERE active)),
+  IF NOT EXISTS (SELECT 1 FROM reference.teams WHERE code = NEW.assigned_team AND active) THEN
+    RAISE EXCEPTION 'assigned_team "%" does not exist', NEW.assigned_team
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'assigned_team',
+            DETAIL = format('Known teams: %s.', (SELECT string_agg(code, ', ' ORDER BY code COLLATE "C") FROM reference.teams WHERE active)),
             HINT = 'Choose one of reference.teams.';
+  END IF;
+
+  IF NOT EXISTS (SELECT 1 FROM reference.intake_methods WHERE code = NEW.intake_method AND active) THEN
+    RAISE EXCEPTION 'intake_method "%" does not exist', NEW.intake_method
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'intake_method',
+            DETAIL = format('Known intake methods: %s.', (SELECT string_agg(code, ', ' ORDER BY code COLLATE "C") FROM reference.intake_methods WHERE active)),
+            HINT = 'Choose one of reference.intake_methods.';
   END IF;
 
   SELECT * INTO cust FROM reference.customers WHERE id = NEW.customer_id;
@@ -168,12 +174,12 @@ CREATE FUNCTION intake.submit_request(
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   INSERT INTO intake.submissions AS s
-         (intake_method, requester_name, requester_email, description,
-          request_type_code, priority_code, team_code, customer_id, agreement_id)
+         (intake_method, requester_name, requester_email, request_description,
+          request_type, priority, assigned_team, customer_id, agreement_id)
   VALUES (submit_request.intake_method, submit_request.requester_name, submit_request.requester_email,
           submit_request.description, submit_request.request_type, submit_request.priority,
           submit_request.team, submit_request.customer_id, submit_request.agreement_id)
-  RETURNING s.id INTO submission_id;
+  RETURNING s.submission_id INTO submission_id;
 
   SELECT r.id, r.request_number INTO service_request_id, request_number
     FROM source_system.service_requests r WHERE r.submission_id = submit_request.submission_id;

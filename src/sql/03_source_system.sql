@@ -8,7 +8,7 @@ CREATE SEQUENCE source_system.request_number_seq;
 
 CREATE TABLE source_system.service_requests (
   id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-  submission_id     uuid NOT NULL UNIQUE REFERENCES intake.submissions (id),
+  submission_id     uuid NOT NULL UNIQUE REFERENCES intake.submissions (submission_id),
   request_number    text NOT NULL UNIQUE,
   source_system     text NOT NULL DEFAULT 'intake_portal',
   request_type_code text NOT NULL REFERENCES reference.request_types (code),
@@ -33,11 +33,11 @@ BEGIN
   INSERT INTO source_system.service_requests
          (submission_id, request_number, request_type_code, priority_code, team_code,
           customer_id, agreement_id, summary)
-  VALUES (NEW.id,
+  VALUES (NEW.submission_id,
           'SR-' || lpad(nextval('source_system.request_number_seq')::text, 6, '0'),
-          NEW.request_type_code, NEW.priority_code, NEW.team_code,
+          NEW.request_type, NEW.priority, NEW.assigned_team,
           NEW.customer_id, NEW.agreement_id,
-          left(regexp_replace(btrim(NEW.description), '\s+', ' ', 'g'), 120));
+          left(regexp_replace(btrim(NEW.request_description), '\s+', ' ', 'g'), 120));
   RETURN NULL;
 END $$;
 

@@ -15,8 +15,8 @@ CREATE TABLE integration.events (
   aggregate_type  text NOT NULL,
   aggregate_id    uuid NOT NULL,
   payload         jsonb NOT NULL DEFAULT '{}',
-  status          text NOT NULL DEFAULT 'pending'
-                  CONSTRAINT events_status_valid CHECK (status IN ('pending', 'completed', 'failed', 'dead_letter', 'skipped')),
+  event_status    text NOT NULL DEFAULT 'pending'
+                  CONSTRAINT events_event_status_valid CHECK (event_status IN ('pending', 'completed', 'failed', 'dead_letter', 'skipped')),
   attempts        integer NOT NULL DEFAULT 0 CONSTRAINT events_attempts_not_negative CHECK (attempts >= 0),
   next_attempt_at timestamptz NOT NULL DEFAULT now(),
   last_error      text,
@@ -27,15 +27,15 @@ CREATE TABLE integration.events (
 );
 -- The claim walks this index oldest first.
 CREATE INDEX events_due_idx ON integration.events (seq)
-  WHERE status IN ('pending', 'failed');
+  WHERE event_status IN ('pending', 'failed');
 -- Per-submission order: "is there an earlier unfinished event?"
 CREATE INDEX events_unfinished_idx ON integration.events (submission_id, seq)
-  WHERE status IN ('pending', 'failed', 'dead_letter');
+  WHERE event_status IN ('pending', 'failed', 'dead_letter');
 -- Look-ups by submission use the (submission_id, idempotency_key) key.
 -- Every index here is paid for by every event's completion (a status
 -- change touches the partial indexes), so there are no more of them.
 
--- Completing an event is never a HOT update (status is in the partial
+-- Completing an event is never a HOT update (event_status is in the partial
 -- indexes' predicates), so the claim's indexes keep an entry for every
 -- event completed since the last vacuum, and the claim walks over them.
 -- Vacuum by the number of dead rows, not by a fraction of a table that
@@ -50,7 +50,7 @@ COMMENT ON TABLE integration.events IS
   'Integration events (transactional outbox). Processed in seq order per submission by integration.process_events() and the workers.';
 COMMENT ON COLUMN integration.events.submission_id IS
   'Root key and ordering key: events of one submission are applied one at a time, in seq order.';
-COMMENT ON COLUMN integration.events.status IS
+COMMENT ON COLUMN integration.events.event_status IS
   'pending, completed, failed (awaiting retry at next_attempt_at), dead_letter (holds later events of its submission), skipped.';
 
 CREATE FUNCTION integration.wake_workers_at_commit() RETURNS trigger

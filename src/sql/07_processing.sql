@@ -41,14 +41,14 @@ BEGIN
     RAISE EXCEPTION 'event % does not exist', event_id
       USING ERRCODE = 'no_data_found';
   END IF;
-  IF e.status NOT IN ('dead_letter', 'failed', 'skipped') THEN
-    RAISE EXCEPTION 'event % is % and cannot be replayed', event_id, e.status
+  IF e.event_status NOT IN ('dead_letter', 'failed', 'skipped') THEN
+    RAISE EXCEPTION 'event % is % and cannot be replayed', event_id, e.event_status
       USING ERRCODE = 'object_not_in_prerequisite_state',
             DETAIL = 'Only dead_letter, failed and skipped events can be replayed.';
   END IF;
 
   UPDATE integration.events
-     SET status = 'pending', attempts = 0, next_attempt_at = now(), processed_at = NULL
+     SET event_status = 'pending', attempts = 0, next_attempt_at = now(), processed_at = NULL
    WHERE id = event_id
   RETURNING * INTO e;
   UPDATE source_system.service_requests
@@ -68,7 +68,7 @@ DECLARE
   n integer := 0;
   ev uuid;
 BEGIN
-  FOR ev IN SELECT id FROM integration.events WHERE status = 'dead_letter' ORDER BY seq LOOP
+  FOR ev IN SELECT id FROM integration.events WHERE event_status = 'dead_letter' ORDER BY seq LOOP
     PERFORM integration.replay_event(ev);
     n := n + 1;
   END LOOP;
@@ -86,8 +86,8 @@ BEGIN
       USING ERRCODE = 'not_null_violation',
             HINT = 'Say why the event may be skipped; it is written to the sync log.';
   END IF;
-  UPDATE integration.events SET status = 'skipped', processed_at = now()
-   WHERE id = event_id AND status IN ('dead_letter', 'failed', 'pending')
+  UPDATE integration.events SET event_status = 'skipped', processed_at = now()
+   WHERE id = event_id AND event_status IN ('dead_letter', 'failed', 'pending')
   RETURNING * INTO e;
   IF NOT FOUND THEN
     IF EXISTS (SELECT 1 FROM integration.events WHERE id = event_id) THEN
@@ -108,14 +108,14 @@ CREATE VIEW integration.held_submissions AS
 SELECT d.submission_id,
        d.id            AS holding_event_id,
        d.event_type    AS holding_event_type,
-       d.status        AS holding_status,
+       d.event_status  AS holding_status,
        d.last_error,
        d.processed_at   AS held_since,
        (SELECT count(*) FROM integration.events w
          WHERE w.submission_id = d.submission_id AND w.seq > d.seq
-           AND w.status IN ('pending', 'failed')) AS waiting_events
+           AND w.event_status IN ('pending', 'failed')) AS waiting_events
   FROM integration.events d
- WHERE d.status = 'dead_letter';
+ WHERE d.event_status = 'dead_letter';
 COMMENT ON VIEW integration.held_submissions IS
   'Submissions whose processing is held by a dead letter: later events wait until it is replayed or skipped.';
 

@@ -9,7 +9,7 @@ COMMENT ON SCHEMA document_repo IS
 
 CREATE TABLE document_repo.documents (
   id                    uuid PRIMARY KEY,
-  submission_id         uuid NOT NULL REFERENCES intake.submissions (id),
+  submission_id         uuid NOT NULL REFERENCES intake.submissions (submission_id),
   service_request_id    uuid NOT NULL REFERENCES source_system.service_requests (id),
   document_type         text NOT NULL DEFAULT 'supporting_document'
                         CONSTRAINT documents_document_type_valid CHECK (document_type ~ '^[a-z][a-z0-9_]{0,62}$'),

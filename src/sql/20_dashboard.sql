@@ -5,19 +5,19 @@ CREATE SCHEMA dashboard;
 COMMENT ON SCHEMA dashboard IS 'Read models: one row per submission across every layer, event flow, counts, metrics.';
 
 CREATE VIEW dashboard.submission_lifecycle AS
-SELECT s.id                  AS submission_id,
-       s.submitted_at,
+SELECT s.submission_id,
+       s.created_at          AS submitted_at,
        s.intake_method,
        s.requester_name,
        s.requester_email,
-       s.description,
-       s.request_type_code,
-       s.priority_code,
-       s.team_code,
+       s.request_description AS description,
+       s.request_type        AS request_type_code,
+       s.priority            AS priority_code,
+       s.assigned_team       AS team_code,
        cu.code               AS customer_code,
        cu.name               AS customer_name,
        ag.agreement_number,
-       s.status              AS intake_status,
+       s.submission_status   AS intake_status,
        r.id                  AS service_request_id,
        r.request_number,
        r.lifecycle_status    AS source_status,
@@ -26,18 +26,18 @@ SELECT s.id                  AS submission_id,
        c.processing_status   AS case_status,
        b.id                  AS business_object_id,
        b.lifecycle_status    AS canonical_status,
-       (SELECT count(*) FROM integration.events e WHERE e.submission_id = s.id) AS event_count,
+       (SELECT count(*) FROM integration.events e WHERE e.submission_id = s.submission_id) AS event_count,
        (SELECT count(*) FROM integration.events e
-         WHERE e.submission_id = s.id AND e.status IN ('pending', 'failed')) AS unfinished_events,
+         WHERE e.submission_id = s.submission_id AND e.event_status IN ('pending', 'failed')) AS unfinished_events,
        (SELECT count(*) FROM integration.events e
-         WHERE e.submission_id = s.id AND e.status = 'dead_letter') AS dead_letters,
-       (SELECT max(l.created_at) FROM integration.sync_logs l WHERE l.submission_id = s.id) AS last_synced_at
+         WHERE e.submission_id = s.submission_id AND e.event_status = 'dead_letter') AS dead_letters,
+       (SELECT max(l.created_at) FROM integration.sync_logs l WHERE l.submission_id = s.submission_id) AS last_synced_at
   FROM intake.submissions s
   JOIN reference.customers cu ON cu.id = s.customer_id
   LEFT JOIN reference.agreements ag ON ag.id = s.agreement_id
-  LEFT JOIN source_system.service_requests r ON r.submission_id = s.id
+  LEFT JOIN source_system.service_requests r ON r.submission_id = s.submission_id
   LEFT JOIN operational.operation_cases c ON c.service_request_id = r.id
-  LEFT JOIN canonical.business_objects b ON b.submission_id = s.id AND b.object_type = 'service_request';
+  LEFT JOIN canonical.business_objects b ON b.submission_id = s.submission_id AND b.object_type = 'service_request';
 COMMENT ON VIEW dashboard.submission_lifecycle IS 'One row per submission with its state in every layer.';
 
 CREATE VIEW dashboard.event_flow AS
@@ -49,7 +49,7 @@ SELECT e.seq,
        e.source_system,
        e.aggregate_type,
        e.aggregate_id,
-       e.status,
+       e.event_status AS status,
        e.attempts,
        e.last_error,
        e.created_at,

@@ -90,9 +90,9 @@ DECLARE
   t record;
 BEGIN
   FOR t IN SELECT * FROM (VALUES
-      ('intake',        'intake.submissions',               'submissions',       'status'),
+      ('intake',        'intake.submissions',               'submissions',       'submission_status'),
       ('source_system', 'source_system.service_requests',   'service_requests',  'lifecycle_status'),
-      ('integration',   'integration.events',               'events',            'status'),
+      ('integration',   'integration.events',               'events',            'event_status'),
       ('operational',   'operational.operation_cases',      'operation_cases',   'processing_status'),
       ('canonical',     'canonical.business_objects',       'business_objects',  'lifecycle_status')
     ) AS v(layer, tab, short, col)
@@ -165,11 +165,11 @@ BEGIN
   DELETE FROM dashboard.status_count_slots;
   INSERT INTO dashboard.status_count_slots (layer, status, slot, count)
   SELECT c.layer, c.status, enterprise_lab.count_slot(), c.n
-    FROM (SELECT 'intake' AS layer, status, count(*) AS n FROM intake.submissions GROUP BY status
+    FROM (SELECT 'intake' AS layer, submission_status AS status, count(*) AS n FROM intake.submissions GROUP BY submission_status
           UNION ALL
           SELECT 'source_system', lifecycle_status, count(*) FROM source_system.service_requests GROUP BY lifecycle_status
           UNION ALL
-          SELECT 'integration', status, count(*) FROM integration.events GROUP BY status
+          SELECT 'integration', event_status, count(*) FROM integration.events GROUP BY event_status
           UNION ALL
           SELECT 'operational', processing_status, count(*) FROM operational.operation_cases GROUP BY processing_status
           UNION ALL
@@ -197,7 +197,7 @@ COMMENT ON VIEW dashboard.status_counts IS 'Row counts per status in each layer 
 -- the others.  Only a dead-lettered event has an entry, so completions do
 -- not pay for it.
 CREATE INDEX events_dead_letter_idx ON integration.events (processed_at)
-  WHERE status = 'dead_letter';
+  WHERE event_status = 'dead_letter';
 
 CREATE FUNCTION integration.completed_last_minute() RETURNS bigint
   AS 'MODULE_PATHNAME', 'el_completed_last_minute' LANGUAGE C VOLATILE;
@@ -213,10 +213,10 @@ SELECT (SELECT coalesce(sum(count), 0)::bigint FROM dashboard.status_count_slots
          WHERE layer = 'integration' AND status = 'dead_letter') AS dead_letters,
        -- The oldest by seq is the first entry of the claim's index.
        (SELECT extract(epoch FROM now() - e.created_at)
-          FROM integration.events e WHERE e.status IN ('pending', 'failed')
+          FROM integration.events e WHERE e.event_status IN ('pending', 'failed')
          ORDER BY e.seq LIMIT 1) AS oldest_pending_age_seconds,
        integration.completed_last_minute() AS completed_last_minute,
-       (SELECT count(*) FROM integration.events e WHERE e.status = 'dead_letter') AS held_submissions,
+       (SELECT count(*) FROM integration.events e WHERE e.event_status = 'dead_letter') AS held_submissions,
        (SELECT count(*) FROM integration.worker_status) AS workers_running;
 COMMENT ON VIEW dashboard.processing_metrics IS
   'Queue health: pending and retrying events, dead letters, lag (oldest pending age), throughput (from shared memory), workers. Reads no more rows as the tables grow.';

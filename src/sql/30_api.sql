@@ -162,7 +162,10 @@ BEGIN
                'agreements', coalesce((
                  SELECT jsonb_agg(jsonb_build_object(
                           'id', a.id, 'agreement_number', a.agreement_number, 'name', a.name,
-                          'valid_from', a.valid_from, 'valid_to', a.valid_to, 'status', a.status)
+                          'valid_from', a.valid_from, 'valid_to', a.valid_to, 'status', a.status,
+                          -- What intake.validate_submission accepts today.
+                          'current', a.status = 'active' AND current_date >= a.valid_from
+                                     AND (a.valid_to IS NULL OR current_date <= a.valid_to))
                         ORDER BY a.agreement_number)
                    FROM reference.agreements a WHERE a.customer_id = c.id), '[]'))
              ORDER BY c.name)
@@ -186,14 +189,19 @@ BEGIN
       SELECT jsonb_agg(jsonb_build_object('from_status', t.from_status, 'to_status', t.to_status)
                        ORDER BY t.from_status, t.to_status)
         FROM operational.status_transitions t), '[]'),
-    'intake_methods', '["portal", "api", "email", "phone", "batch"]'::jsonb,
+    'intake_methods', coalesce((
+      SELECT jsonb_agg(m.code ORDER BY m.code COLLATE "C") FROM reference.intake_methods m WHERE m.active), '[]'),
     'document_types', jsonb_build_object(
       'extensions', '["pdf", "txt", "csv", "png", "jpg", "jpeg"]'::jsonb,
       'content_types', '["application/pdf", "text/plain", "text/csv", "image/png", "image/jpeg"]'::jsonb,
-      'max_size', pg_size_bytes(coalesce(current_setting('enterprise_lab.max_document_size', true), '10MB'))));
+      'max_size', pg_size_bytes(coalesce(current_setting('enterprise_lab.max_document_size', true), '10MB')),
+      'types', coalesce((
+        SELECT jsonb_agg(jsonb_build_object('code', t.code, 'name', t.name, 'description', t.description)
+                         ORDER BY t.code <> 'supporting_document', t.name)
+          FROM reference.document_types t WHERE t.active), '[]')));
 END $$;
 COMMENT ON FUNCTION api.reference_data(jsonb) IS
-  'Everything the intake form and the workflow panel choose from: customers with their agreements, request types, priorities, teams, case statuses, allowed transitions, document types. Body: {}.';
+  'Everything the intake form and the workflow panel choose from: customers (status) with their agreements (current: active and valid today), request types, priorities, teams, case statuses, allowed transitions, document types (the accepted files, and the classifications in types). Body: {}.';
 
 
 CREATE FUNCTION api.submit_request(jsonb DEFAULT '{}') RETURNS jsonb
@@ -202,30 +210,38 @@ DECLARE
   body ALIAS FOR $1;
   fn constant text := 'submit_request';
   b jsonb := enterprise_lab.api_body(fn, body,
-               ARRAY['requester_name', 'requester_email', 'description', 'request_type', 'priority',
-                     'team', 'customer_id', 'agreement_id', 'intake_method', 'document']);
+               ARRAY['requester_name', 'requester_email', 'request_description', 'description', 'request_type',
+                     'priority', 'assigned_team', 'team', 'customer_id', 'agreement_id', 'intake_method', 'document']);
   v_name text := enterprise_lab.api_text(fn, b, 'requester_name', true, 200);
   v_email text := enterprise_lab.api_text(fn, b, 'requester_email', true, 254);
-  v_description text := enterprise_lab.api_text(fn, b, 'description', true, 4000);
+  -- The original lab's keys (request_description, assigned_team), or the
+  -- shorter ones (description, team); a missing one is named by the first.
+  v_description text := coalesce(enterprise_lab.api_text(fn, b, 'request_description', false, 4000),
+                                 enterprise_lab.api_text(fn, b, CASE WHEN b ? 'description' THEN 'description' ELSE 'request_description' END, true, 4000));
   v_type text := enterprise_lab.api_text(fn, b, 'request_type', true, 40);
   v_priority text := enterprise_lab.api_text(fn, b, 'priority', true, 40);
-  v_team text := enterprise_lab.api_text(fn, b, 'team', true, 40);
-  v_customer uuid := enterprise_lab.api_uuid(fn, b, 'customer_id', true);
+  v_team text := coalesce(enterprise_lab.api_text(fn, b, 'assigned_team', false, 40),
+                          enterprise_lab.api_text(fn, b, CASE WHEN b ? 'team' THEN 'team' ELSE 'assigned_team' END, true, 40));
+  -- The original lab's body names no customer: the seeded UNASSIGNED one.
+  v_customer uuid := coalesce(enterprise_lab.api_uuid(fn, b, 'customer_id', false), '10000000-0000-4000-8000-000000000000');
   v_agreement uuid := enterprise_lab.api_uuid(fn, b, 'agreement_id', false);
   v_method text := coalesce(enterprise_lab.api_text(fn, b, 'intake_method', false, 40), 'portal');
   doc jsonb := b -> 'document';
   doc_name text;
   doc_type text;
+  doc_class text;
   doc_base64 text;
   doc_content bytea;
   max_size bigint := pg_size_bytes(coalesce(current_setting('enterprise_lab.max_document_size', true), '10MB'));
   v_submission uuid;
   result jsonb;
 BEGIN
-  IF v_method NOT IN ('portal', 'api', 'email', 'phone', 'batch') THEN
+  IF NOT EXISTS (SELECT 1 FROM reference.intake_methods m WHERE m.code = v_method AND m.active) THEN
     RAISE EXCEPTION '%: intake_method "%" is not known', fn, v_method
       USING ERRCODE = 'invalid_parameter_value', COLUMN = 'intake_method',
-            HINT = 'Use portal, api, email, phone or batch.';
+            DETAIL = format('Known intake methods: %s.', (SELECT string_agg(m.code, ', ' ORDER BY m.code COLLATE "C")
+                                                            FROM reference.intake_methods m WHERE m.active)),
+            HINT = 'Choose one of reference.intake_methods.';
   END IF;
 
   IF doc IS NOT NULL AND jsonb_typeof(doc) <> 'null' THEN
@@ -235,9 +251,17 @@ BEGIN
               DETAIL = format('It is a JSON %s.', jsonb_typeof(doc)),
               HINT = 'Send {"file_name": ..., "content_type": ..., "content_base64": ...}.';
     END IF;
-    PERFORM enterprise_lab.api_body(fn || ' document', doc, ARRAY['file_name', 'content_type', 'content_base64']);
+    PERFORM enterprise_lab.api_body(fn || ' document', doc, ARRAY['file_name', 'content_type', 'content_base64', 'document_type']);
     doc_name := enterprise_lab.api_text(fn, doc, 'file_name', true, 255);
     doc_type := enterprise_lab.api_text(fn, doc, 'content_type', true, 100);
+    doc_class := coalesce(enterprise_lab.api_text(fn, doc, 'document_type', false, 63), 'supporting_document');
+    IF NOT EXISTS (SELECT 1 FROM reference.document_types t WHERE t.code = doc_class AND t.active) THEN
+      RAISE EXCEPTION '%: document_type "%" is not known', fn, doc_class
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'document_type',
+              DETAIL = format('Known document types: %s.', (SELECT string_agg(t.code, ', ' ORDER BY t.code COLLATE "C")
+                                                              FROM reference.document_types t WHERE t.active)),
+              HINT = 'Choose one of reference.document_types, or leave it out for supporting_document.';
+    END IF;
     -- base64 is 4 characters per 3 bytes, plus line breaks some encoders add.
     doc_base64 := enterprise_lab.api_text(fn, doc, 'content_base64', true,
                                           ((max_size + 2) / 3 * 4 + (max_size / 57 + 1) * 2)::integer);
@@ -251,11 +275,11 @@ BEGIN
   END IF;
 
   INSERT INTO intake.submissions AS s
-         (intake_method, requester_name, requester_email, description,
-          request_type_code, priority_code, team_code, customer_id, agreement_id, submitted_by)
+         (intake_method, requester_name, requester_email, request_description,
+          request_type, priority, assigned_team, customer_id, agreement_id, submitted_by)
   VALUES (v_method, v_name, v_email, v_description, v_type, v_priority, v_team,
           v_customer, v_agreement, enterprise_lab.request_subject())
-  RETURNING s.id INTO v_submission;
+  RETURNING s.submission_id INTO v_submission;
 
   SELECT jsonb_build_object('submission_id', v_submission,
                             'service_request_id', r.id,
@@ -269,12 +293,12 @@ BEGIN
 
   IF doc_content IS NOT NULL THEN
     result := result || jsonb_build_object('document_id',
-      document_repo.upload_document(v_submission, doc_name, doc_type, doc_content, 'supporting_document'));
+      document_repo.upload_document(v_submission, doc_name, doc_type, doc_content, doc_class));
   END IF;
   RETURN result;
 END $$;
 COMMENT ON FUNCTION api.submit_request(jsonb) IS
-  'Submit an intake request, optionally with one document (file_name, content_type, content_base64): creates the submission, its service request, the RequestCreated event and the document in one transaction. Returns their ids and the request number.';
+  'Submit an intake request: {"requester_name", "requester_email", "request_description" (or "description"), "request_type", "priority", "assigned_team" (or "team"), "customer_id"? (default: the UNASSIGNED customer), "agreement_id"?, "intake_method"? (default portal), "document"?}, the document being {file_name, content_type, content_base64, document_type? (from reference.document_types, default supporting_document)}. Creates the submission, its service request, the RequestCreated event and the document in one transaction. Returns their ids and the request number.';
 
 
 CREATE FUNCTION api.set_case_status(jsonb DEFAULT '{}') RETURNS jsonb
@@ -422,7 +446,7 @@ BEGIN
     FROM intake.submissions s
     JOIN reference.customers c ON c.id = s.customer_id
     LEFT JOIN reference.agreements a ON a.id = s.agreement_id
-   WHERE s.id = v_id;
+   WHERE s.submission_id = v_id;
   IF NOT FOUND THEN
     PERFORM enterprise_lab.api_not_found('submission', v_id);
   END IF;
@@ -470,78 +494,6 @@ COMMENT ON FUNCTION api.submission_detail(jsonb) IS
   'One submission across every layer: {"submission_id"} -> submission, service_request, case, status_history, canonical, documents (for operators, auditors and admins with a 15-minute presigned download_url; only their ids for the anonymous role), events, sync_logs, lineage, webhook deliveries (not for the anonymous role). PT404 (HTTP 404) when unknown.';
 
 
-CREATE FUNCTION api.events(jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  body ALIAS FOR $1;
-  fn constant text := 'events';
-  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id', 'status', 'limit']);
-  v_submission uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', false);
-  v_status text := enterprise_lab.api_text(fn, b, 'status', false, 40);
-  v_limit integer := enterprise_lab.api_integer(fn, b, 'limit', 100, 1, 1000);
-BEGIN
-  IF v_status NOT IN ('pending', 'completed', 'failed', 'dead_letter', 'skipped') THEN
-    RAISE EXCEPTION '%: status "%" is not an event status', fn, v_status
-      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'status',
-            HINT = 'Use pending, completed, failed, dead_letter or skipped.';
-  END IF;
-  RETURN jsonb_build_object('items', coalesce((
-    SELECT jsonb_agg(to_jsonb(f) || jsonb_build_object('id', f.event_id) ORDER BY f.seq DESC)
-      FROM (SELECT ef.*, e.payload
-              FROM dashboard.event_flow ef
-              JOIN integration.events e ON e.id = ef.event_id
-             WHERE (v_submission IS NULL OR ef.submission_id = v_submission)
-               AND (v_status IS NULL OR ef.status = v_status)
-             ORDER BY ef.seq DESC
-             LIMIT v_limit) f), '[]'));
-END $$;
-COMMENT ON FUNCTION api.events(jsonb) IS
-  'Integration events, newest first, with request number, attempts, last error and latency: {"submission_id"?, "status"?, "limit"? (1..1000, default 100)}.';
-
-
-CREATE FUNCTION api.sync_logs(jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  body ALIAS FOR $1;
-  fn constant text := 'sync_logs';
-  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id', 'limit']);
-  v_submission uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', false);
-  v_limit integer := enterprise_lab.api_integer(fn, b, 'limit', 100, 1, 1000);
-BEGIN
-  RETURN jsonb_build_object('items', coalesce((
-    SELECT jsonb_agg(to_jsonb(l) ORDER BY l.id DESC)
-      FROM (SELECT * FROM integration.sync_logs
-             WHERE v_submission IS NULL OR submission_id = v_submission
-             ORDER BY id DESC LIMIT v_limit) l), '[]'));
-END $$;
-COMMENT ON FUNCTION api.sync_logs(jsonb) IS
-  'Processing outcomes (sync logs), newest first: {"submission_id"?, "limit"? (1..1000, default 100)}.';
-
-
-CREATE FUNCTION api.lineage(jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  body ALIAS FOR $1;
-  fn constant text := 'lineage';
-  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id']);
-  v_submission uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', true);
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM intake.submissions WHERE id = v_submission) THEN
-    PERFORM enterprise_lab.api_not_found('submission', v_submission);
-  END IF;
-  RETURN jsonb_build_object('items', coalesce((
-    SELECT jsonb_agg(jsonb_build_object('from_type', l.from_type, 'from_id', l.from_id,
-                                        'to_type', l.to_type, 'to_id', l.to_id,
-                                        'relationship', l.relationship, 'event_id', l.event_id,
-                                        'created_at', l.created_at)
-                     ORDER BY l.created_at, enterprise_lab.api_lineage_rank(l.from_type),
-                              l.from_type, l.to_type, l.relationship)
-      FROM canonical.lineage_records l WHERE l.submission_id = v_submission), '[]'));
-END $$;
-COMMENT ON FUNCTION api.lineage(jsonb) IS
-  'Lineage edges of one submission (service_request -> operation_case -> business_object): {"submission_id"}.';
-
-
 CREATE FUNCTION api.metrics(jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -578,9 +530,9 @@ BEGIN
     'database', true,
     'workers_running', (SELECT count(*) FROM integration.worker_status),
     'pending_events', (SELECT count(*) FROM (SELECT FROM integration.events
-                         WHERE status IN ('pending', 'failed') LIMIT 10000) AS e),
+                         WHERE event_status IN ('pending', 'failed') LIMIT 10000) AS e),
     'dead_letters', (SELECT count(*) FROM (SELECT FROM integration.events
-                       WHERE status = 'dead_letter' LIMIT 10000) AS e),
+                       WHERE event_status = 'dead_letter' LIMIT 10000) AS e),
     'version', (SELECT extversion FROM pg_extension WHERE extname = 'enterprise_lab'));
 END $$;
 COMMENT ON FUNCTION api.health(jsonb) IS
@@ -622,7 +574,6 @@ END $$;
 GRANT USAGE ON SCHEMA api TO lab_anon, lab_operator, lab_auditor, lab_admin;
 GRANT EXECUTE ON FUNCTION
   api.reference_data(jsonb), api.submit_request(jsonb), api.submissions(jsonb),
-  api.submission_detail(jsonb), api.events(jsonb), api.sync_logs(jsonb), api.lineage(jsonb),
-  api.metrics(jsonb), api.health(jsonb)
+  api.submission_detail(jsonb), api.metrics(jsonb), api.health(jsonb)
   TO lab_anon, lab_operator, lab_auditor, lab_admin;
 GRANT EXECUTE ON FUNCTION api.set_case_status(jsonb), api.replay_event(jsonb) TO lab_operator, lab_admin;

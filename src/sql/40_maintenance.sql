@@ -35,7 +35,7 @@ BEGIN
   WITH expired AS (
     SELECT e.id
       FROM integration.events e
-     WHERE e.status = 'completed' AND e.processed_at < now() - retention
+     WHERE e.event_status = 'completed' AND e.processed_at < now() - retention
      ORDER BY e.processed_at
      LIMIT batch_size
        FOR UPDATE SKIP LOCKED

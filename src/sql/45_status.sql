@@ -18,14 +18,14 @@ BEGIN
              'running', (SELECT count(*) FROM integration.worker_status),
              'detail', coalesce((SELECT jsonb_agg(to_jsonb(w) ORDER BY w.worker) FROM integration.worker_status w), '[]')),
            'events', (SELECT jsonb_build_object(
-                        'pending', count(*) FILTER (WHERE status = 'pending'),
-                        'failed', count(*) FILTER (WHERE status = 'failed'),
-                        'dead_lettered', count(*) FILTER (WHERE status = 'dead_letter'),
+                        'pending', count(*) FILTER (WHERE event_status = 'pending'),
+                        'failed', count(*) FILTER (WHERE event_status = 'failed'),
+                        'dead_lettered', count(*) FILTER (WHERE event_status = 'dead_letter'),
                         'oldest_pending_age_seconds',
-                          round(extract(epoch FROM now() - min(created_at) FILTER (WHERE status IN ('pending', 'failed'))), 3),
+                          round(extract(epoch FROM now() - min(created_at) FILTER (WHERE event_status IN ('pending', 'failed'))), 3),
                         'held_submissions', (SELECT count(*) FROM integration.held_submissions))
                         FROM integration.events
-                       WHERE status IN ('pending', 'failed', 'dead_letter')),
+                       WHERE event_status IN ('pending', 'failed', 'dead_letter')),
            'deliveries', jsonb_build_object(
              'worker', (SELECT to_jsonb(w) FROM integration.delivery_worker_status w),
              'subscriptions', (SELECT count(*) FROM integration.subscriptions),

@@ -25,7 +25,7 @@ BEGIN
   FOR r IN SELECT c.id, v.target
              FROM operational.operation_cases c
              JOIN source_system.service_requests s ON s.id = c.service_request_id
-             JOIN intake.submissions i ON i.id = s.submission_id
+             JOIN intake.submissions i ON i.submission_id = s.submission_id
              JOIN (VALUES ('dana@northwind.example.test', 'in_progress'), ('lee@blueharbor.example.test', 'completed'),
                           ('robin@acmelabs.example.test', 'rejected')) AS v(email, target)
                ON v.email = i.requester_email

@@ -4,7 +4,7 @@
 -- Each call runs as PostgREST would: SET LOCAL ROLE, claims, function.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS enterprise_lab;
-SELECT plan(74);
+SELECT plan(78);
 
 SELECT submission_id AS sub FROM intake.submit_request('Ann Example', 'ann@example.test', 'Existing request',
   'incident', 'high', 'service_desk', '10000000-0000-4000-8000-000000000001') \gset
@@ -52,12 +52,14 @@ SELECT throws_ok(format($$SELECT pg_temp.submit_with('{"agreement_id": "1; DROP 
 -- ---------------------------------------------------------------- missing
 SELECT throws_ok(format($$SELECT pg_temp.submit_without('requester_email', %L)$$, :'good'),
                  '23502', 'submit_request: requester_email is required', 'a missing field is 23502 and named');
-SELECT throws_ok(format($$SELECT pg_temp.submit_without('customer_id', %L)$$, :'good'),
-                 '23502', 'submit_request: customer_id is required', 'a missing id is 23502');
+SELECT throws_ok(format($$SELECT pg_temp.submit_without('request_type', %L)$$, :'good'),
+                 '23502', 'submit_request: request_type is required', 'a missing code is 23502');
+SELECT throws_ok(format($$SELECT pg_temp.submit_without('description', %L)$$, :'good'),
+                 '23502', 'submit_request: request_description is required', 'a missing description is 23502, named by the original''s key');
 SELECT throws_ok(format($$SELECT pg_temp.submit_with('{"description": null}', %L)$$, :'good'),
                  '23502', 'submit_request: description is required', 'a JSON null for a required field is 23502');
 SELECT throws_ok(format($$SELECT pg_temp.submit_with('{"description": "   "}', %L)$$, :'good'),
-                 '23502', 'description must not be blank', 'a blank description is 23502');
+                 '23502', 'request_description must not be blank', 'a blank description is 23502');
 
 -- ---------------------------------------------------------------- sizes
 SELECT throws_ok(format($$SELECT pg_temp.submit_with(jsonb_build_object('requester_name', repeat('n', 201)), %L)$$, :'good'),
@@ -73,7 +75,11 @@ SELECT throws_ok(format($$SELECT pg_temp.submit_with(jsonb_build_object('request
 SELECT throws_ok(format($$SELECT pg_temp.submit_with('{"requester_email": "not an address"}', %L)$$, :'good'),
                  '22023', 'requester_email is not a valid e-mail address', 'a malformed e-mail address is 22023');
 SELECT throws_ok(format($$SELECT pg_temp.submit_with('{"team": "nobody"}', %L)$$, :'good'),
-                 '22023', 'team "nobody" does not exist', 'an unknown team is 22023');
+                 '22023', 'assigned_team "nobody" does not exist', 'an unknown team is 22023');
+SELECT throws_ok(format($$SELECT pg_temp.submit_with('{"assigned_team": "operations_team"}', %L)$$, :'good' :: jsonb - 'team'),
+                 '22023', 'assigned_team "operations_team" does not exist', 'codes are exact: operations_team is not OPERATIONS_TEAM (22023)');
+SELECT throws_ok(format($$SELECT pg_temp.submit_with('{"request_type": "general_inquiry"}', %L)$$, :'good'),
+                 '22023', 'request_type "general_inquiry" does not exist', 'codes are exact: general_inquiry is not GENERAL_INQUIRY (22023)');
 SELECT throws_ok(format($$SELECT pg_temp.submit_with('{"request_type": "x''; DROP TABLE intake.submissions; --"}', %L)$$, :'good'),
                  '22023', NULL, 'SQL as a request type is an unknown request type (22023)');
 SELECT throws_ok(format($$SELECT pg_temp.submit_with('{"intake_method": "fax"}', %L)$$, :'good'),
@@ -114,16 +120,23 @@ SELECT pg_temp.submit_with(jsonb_build_object('requester_name', :'unicode_name',
 SELECT api.submission_detail(jsonb_build_object('submission_id', :'sql_submit'::jsonb ->> 'submission_id')) AS sql_detail \gset
 SELECT api.submission_detail(jsonb_build_object('submission_id', :'html_submit'::jsonb ->> 'submission_id')) AS html_detail \gset
 SELECT is(:'sql_detail'::jsonb #>> '{submission,requester_name}', :'sql_name', 'a name that looks like SQL is stored literally');
-SELECT is(:'sql_detail'::jsonb #>> '{submission,description}', :'sql_text', 'a description that looks like SQL is stored literally');
-SELECT is(:'html_detail'::jsonb #>> '{submission,description}', :'html_text', 'HTML and script text is stored and returned literally');
+SELECT is(:'sql_detail'::jsonb #>> '{submission,request_description}', :'sql_text', 'a description that looks like SQL is stored literally');
+SELECT is(:'html_detail'::jsonb #>> '{submission,request_description}', :'html_text', 'HTML and script text is stored and returned literally');
 SELECT is(:'html_detail'::jsonb #>> '{service_request,summary}', :'html_text', 'the service request keeps the same literal text');
 SELECT is(:'html_detail'::jsonb #>> '{submission,requester_name}', :'unicode_name', 'unicode, backslashes and quotes survive');
 SELECT is((SELECT i ->> 'requester_name' FROM jsonb_array_elements(api.submissions('{"q": "Robert'')"}') -> 'items') i),
           :'sql_name', 'the list finds and returns the literal text');
 SELECT is((api.submissions('{"q": "%"}') ->> 'total')::int, 0, 'q is a substring, not a LIKE pattern: "%" matches nothing here');
 SELECT is((api.submissions('{"q": "{{7*7}}"}') ->> 'total')::int, 1, 'q finds template-like text literally');
+-- The original lab's body, as its README prints it (no customer: the UNASSIGNED one).
+SELECT api.submit_request('{"intake_method": "manual_form", "requester_name": "Demo User",
+  "requester_email": "demo.user@example.test", "request_description": "Create a generic service request.",
+  "request_type": "GENERAL_INQUIRY", "priority": "medium", "assigned_team": "OPERATIONS_TEAM"}') ->> 'submission_id' AS original_sub \gset
+SELECT is((SELECT concat_ws(' ', d ->> 'intake_method', d ->> 'request_type', d ->> 'priority', d ->> 'assigned_team', d ->> 'customer_code')
+             FROM (SELECT api.submission_detail(jsonb_build_object('submission_id', :'original_sub')) -> 'submission' AS d) x),
+          'manual_form GENERAL_INQUIRY medium OPERATIONS_TEAM UNASSIGNED', 'the original lab''s JSON body is accepted as it is');
 RESET ROLE;
-SELECT is((SELECT count(*)::int FROM reference.customers), 4, 'no customer was deleted');
+SELECT is((SELECT count(*)::int FROM reference.customers), 5, 'no customer was deleted');
 SELECT has_table('intake', 'submissions', 'intake.submissions still exists');
 
 -- ---------------------------------------------------------------- set_case_status
@@ -159,7 +172,7 @@ SELECT throws_ok($$SELECT api.submissions('{"offset": -1}')$$, '22023', NULL, 's
 SELECT throws_ok($$SELECT api.submissions('{"sort": "id; DROP TABLE x"}')$$, '22023', 'submissions: unknown key "sort"',
                  'submissions: an unknown key is 22023');
 SELECT is(jsonb_array_length(api.submissions('{"limit": 1, "offset": 1}') -> 'items'), 1, 'submissions: pages with limit and offset');
-SELECT is((api.submissions('{"limit": 1}') ->> 'total')::int, 3, 'submissions: total counts every match, not the page');
+SELECT is((api.submissions('{"limit": 1}') ->> 'total')::int, 4, 'submissions: total counts every match, not the page');
 SELECT is((api.submissions('{"status": "rejected"}') ->> 'total')::int, 1, 'submissions: status filters on the case status');
 SELECT is((api.submissions('{"team": "operations"}') ->> 'total')::int, 0, 'submissions: team filters');
 SELECT is((api.submissions($j${"status": "x' OR '1'='1", "team": "') OR true --"}$j$) ->> 'total')::int, 0,

@@ -36,7 +36,7 @@ SELECT set_eq(format($$SELECT jsonb_object_keys(%L::jsonb)$$, :'d'),
               ARRAY['submission', 'service_request', 'case', 'status_history', 'canonical', 'documents',
                     'events', 'sync_logs', 'lineage', 'deliveries'], 'detail: has every layer');
 -- intake
-SELECT is(:'d'::jsonb #>> '{submission,id}', :'sub', 'intake: the submission');
+SELECT is(:'d'::jsonb #>> '{submission,submission_id}', :'sub', 'intake: the submission');
 SELECT is(:'d'::jsonb #>> '{submission,requester_email}', 'dana@example.test', 'intake: the e-mail (auditor)');
 SELECT is(:'d'::jsonb #>> '{submission,customer_name}', 'Northwind Components', 'intake: the customer''s name');
 SELECT is(:'d'::jsonb #>> '{submission,agreement_number}', 'AGR-NW-001', 'intake: the agreement number');
@@ -59,7 +59,7 @@ SELECT is(:'d'::jsonb #>> '{canonical,canonical_category}', 'access', 'canonical
 SELECT is(:'d'::jsonb -> 'documents', '[]'::jsonb, 'documents: none submitted');
 -- integration
 SELECT is(jsonb_array_length(:'d'::jsonb -> 'events'), 2, 'events: RequestCreated and the status change');
-SELECT results_eq(format($$SELECT e ->> 'event_type', e ->> 'status' FROM jsonb_array_elements(%L::jsonb -> 'events') e$$, :'d'),
+SELECT results_eq(format($$SELECT e ->> 'event_type', e ->> 'event_status' FROM jsonb_array_elements(%L::jsonb -> 'events') e$$, :'d'),
                   $$VALUES ('RequestCreated', 'completed'), ('OperationalCaseStatusChanged', 'completed')$$,
                   'events: both completed, in order');
 SELECT is(jsonb_array_length(:'d'::jsonb -> 'sync_logs'), 2, 'sync logs: one per processed event');

@@ -52,8 +52,8 @@ SELECT is((SELECT count(*)::int
 SET LOCAL ROLE lab_anon;
 SELECT set_config('request.jwt.claims', '{"role": "lab_anon"}', true) AS claims \gset
 
-SELECT is(jsonb_array_length(api.reference_data('{}') -> 'customers'), 4, 'anon: reads the customers');
-SELECT is(jsonb_array_length(api.reference_data() -> 'teams'), 4, 'anon: reads the teams (missing body = {})');
+SELECT is(jsonb_array_length(api.reference_data('{}') -> 'customers'), 5, 'anon: reads the customers');
+SELECT is(jsonb_array_length(api.reference_data() -> 'teams'), 5, 'anon: reads the teams (missing body = {})');
 SELECT api.submit_request('{"requester_name": "Cleo Anon", "requester_email": "cleo@example.test",
   "description": "Printer on floor 2 is jammed.", "request_type": "incident", "priority": "low",
   "team": "service_desk", "customer_id": "10000000-0000-4000-8000-000000000003",
@@ -74,12 +74,12 @@ SELECT throws_ok('SELECT count(*) FROM operational.operation_cases', '42501', NU
 SELECT throws_ok('SELECT count(*) FROM integration.events', '42501', NULL, 'anon: cannot read integration.events');
 SELECT throws_ok('SELECT count(*) FROM reference.customers', '42501', NULL, 'anon: reads reference data only through the api');
 SELECT throws_ok('SELECT count(*) FROM dashboard.submission_lifecycle', '42501', NULL, 'anon: cannot read the dashboard views');
-SELECT throws_ok($$INSERT INTO intake.submissions (requester_name, requester_email, description, request_type_code,
-                   priority_code, team_code, customer_id) VALUES ('x', 'x@example.test', 'x', 'incident', 'low',
+SELECT throws_ok($$INSERT INTO intake.submissions (requester_name, requester_email, request_description, request_type,
+                   priority, assigned_team, customer_id) VALUES ('x', 'x@example.test', 'x', 'incident', 'low',
                    'service_desk', '10000000-0000-4000-8000-000000000001')$$,
                  '42501', NULL, 'anon: cannot write intake.submissions directly');
 RESET ROLE;
-SELECT is((SELECT submitted_by FROM intake.submissions WHERE id = (:'anon_submit'::jsonb ->> 'submission_id')::uuid),
+SELECT is((SELECT submitted_by FROM intake.submissions WHERE submission_id = (:'anon_submit'::jsonb ->> 'submission_id')::uuid),
           'lab_anon', 'an anonymous submission is recorded as submitted by lab_anon');
 
 -- ---------------------------------------------------------------- operator of team A
@@ -109,7 +109,7 @@ SELECT is((SELECT count(*)::int FROM intake.submissions), 3, 'operator A: reads 
 SELECT is(api.submission_detail(jsonb_build_object('submission_id', :'sub_b')) #>> '{submission,requester_email}',
           'ben@example.test', 'operator A: the api shows every submission with its e-mail address');
 SELECT api.replay_event(jsonb_build_object('event_id', :'failed_event')) AS replayed \gset
-SELECT is(:'replayed'::jsonb ->> 'status', 'pending', 'operator: replays a failed event');
+SELECT is(:'replayed'::jsonb ->> 'event_status', 'pending', 'operator: replays a failed event');
 RESET ROLE;
 SELECT results_eq(format($$SELECT processing_status, status_changed_by FROM operational.operation_cases WHERE id = '%s'$$, :'case_b'),
                   $$VALUES ('open'::text, NULL::text)$$, 'team B''s case is unchanged after the refusal');

@@ -22,14 +22,14 @@ SELECT throws_ok($$ SELECT pg_temp.submit(name => E'\u200b\u200c\u200d') $$,
 SELECT throws_ok($$ SELECT pg_temp.submit(name => E'\u2060\ufeff \u3000') $$,
   '23502', 'requester_name must not be blank', 'requester name of word joiner, BOM and ideographic space');
 SELECT throws_ok($$ SELECT pg_temp.submit(descr => E'\u00a0\u200b\t') $$,
-  '23502', 'description must not be blank', 'description of no-break space and zero-width space');
+  '23502', 'request_description must not be blank', 'description of no-break space and zero-width space');
 SELECT throws_ok($$ SELECT pg_temp.submit(descr => E'\u3164\u115f\u180e') $$,
-  '23502', 'description must not be blank', 'description of blank and filler characters');
+  '23502', 'request_description must not be blank', 'description of blank and filler characters');
 SELECT lives_ok($$ SELECT pg_temp.submit(name => E'Zo\u00eb\u00a0M\u00fcller') $$,
   'a name with a no-break space between visible letters is fine');
 SELECT throws_ok($$ UPDATE intake.submissions SET requester_name = E'\u200b' $$,
   '23514', NULL, 'a direct UPDATE to an invisible name violates the table constraint');
-SELECT throws_ok($$ UPDATE intake.submissions SET description = E'\ufeff\u00a0' $$,
+SELECT throws_ok($$ UPDATE intake.submissions SET request_description = E'\ufeff\u00a0' $$,
   '23514', NULL, 'a direct UPDATE to an invisible description violates the table constraint');
 
 SET LOCAL ROLE lab_anon;
@@ -140,7 +140,7 @@ CREATE TEMP TABLE uploaded AS SELECT api.submit_request(jsonb_build_object(
                                    'content_base64', encode('hello', 'base64')))) AS r;
 RESET ROLE;
 SELECT is((SELECT d.uploaded_by FROM document_repo.documents d JOIN uploaded u ON d.id = (u.r ->> 'document_id')::uuid),
-          (SELECT s.submitted_by FROM intake.submissions s JOIN uploaded u ON s.id = (u.r ->> 'submission_id')::uuid),
+          (SELECT s.submitted_by FROM intake.submissions s JOIN uploaded u ON s.submission_id = (u.r ->> 'submission_id')::uuid),
   'an upload through the api records the same caller as its submission');
 SELECT is((SELECT d.uploaded_by FROM document_repo.documents d JOIN uploaded u ON d.id = (u.r ->> 'document_id')::uuid),
   'lab_anon', 'the request role, not the session user');

@@ -11,11 +11,11 @@ SELECT plan(28);
 -- Every (layer, status) whose maintained count differs from the table.
 CREATE TEMP VIEW count_drift AS
 WITH actual AS (
-  SELECT 'intake' AS layer, status, count(*) AS n FROM intake.submissions GROUP BY status
+  SELECT 'intake' AS layer, submission_status AS status, count(*) AS n FROM intake.submissions GROUP BY submission_status
   UNION ALL
   SELECT 'source_system', lifecycle_status, count(*) FROM source_system.service_requests GROUP BY lifecycle_status
   UNION ALL
-  SELECT 'integration', status, count(*) FROM integration.events GROUP BY status
+  SELECT 'integration', event_status, count(*) FROM integration.events GROUP BY event_status
   UNION ALL
   SELECT 'operational', processing_status, count(*) FROM operational.operation_cases GROUP BY processing_status
   UNION ALL
@@ -35,8 +35,8 @@ SELECT count(*) FROM (
   SELECT intake.submit_request('Count ' || i, 'count' || i || '@example.test', 'Counted request ' || i,
                                'incident', 'high', 'operations', '10000000-0000-4000-8000-000000000001')
     FROM generate_series(1, 30) AS i) s;
-INSERT INTO intake.submissions (requester_name, requester_email, description, request_type_code,
-                                priority_code, team_code, customer_id)
+INSERT INTO intake.submissions (requester_name, requester_email, request_description, request_type,
+                                priority, assigned_team, customer_id)
 SELECT 'Bulk ' || i, 'bulk' || i || '@example.test', 'Bulk request ' || i, 'incident', 'low', 'operations',
        '10000000-0000-4000-8000-000000000001'
   FROM generate_series(1, 40) AS i;
@@ -78,27 +78,27 @@ SELECT is((SELECT dead_letters FROM dashboard.processing_metrics), 4::bigint, 'p
 SELECT is((SELECT held_submissions FROM dashboard.processing_metrics), 4::bigint, 'processing_metrics counts the held submissions');
 SELECT is_empty('SELECT * FROM count_drift', 'after dead letters');
 SELECT id AS replayed FROM integration.events WHERE event_type = 'CountedFailure' ORDER BY seq LIMIT 1 \gset
-SELECT status FROM integration.replay_event(:'replayed');
-SELECT status FROM integration.skip_event((SELECT id FROM integration.events WHERE status = 'dead_letter' ORDER BY seq LIMIT 1), 'counted');
+SELECT event_status FROM integration.replay_event(:'replayed');
+SELECT event_status FROM integration.skip_event((SELECT id FROM integration.events WHERE event_status = 'dead_letter' ORDER BY seq LIMIT 1), 'counted');
 SELECT is_empty('SELECT * FROM count_drift', 'after replay and skip');
 SELECT is((SELECT pending_events FROM dashboard.processing_metrics),
-          (SELECT count(*) FROM integration.events WHERE status IN ('pending', 'failed')), 'processing_metrics: pending events');
+          (SELECT count(*) FROM integration.events WHERE event_status IN ('pending', 'failed')), 'processing_metrics: pending events');
 SELECT is((SELECT retrying_events FROM dashboard.processing_metrics),
-          (SELECT count(*) FROM integration.events WHERE status = 'failed'), 'processing_metrics: retrying events');
+          (SELECT count(*) FROM integration.events WHERE event_status = 'failed'), 'processing_metrics: retrying events');
 
 -- Retention, direct deletes and updates.
 UPDATE integration.events SET processed_at = now() - interval '400 days'
- WHERE id IN (SELECT id FROM integration.events WHERE status = 'completed' ORDER BY seq LIMIT 25);
+ WHERE id IN (SELECT id FROM integration.events WHERE event_status = 'completed' ORDER BY seq LIMIT 25);
 SELECT is(enterprise_lab.purge_completed_events(1000), 25, 'retention purged the old completed events');
-DELETE FROM integration.events WHERE id IN (SELECT id FROM integration.events WHERE status = 'completed' ORDER BY seq LIMIT 3);
-UPDATE integration.events SET status = 'skipped' WHERE id IN (SELECT id FROM integration.events WHERE status = 'completed' ORDER BY seq LIMIT 2);
+DELETE FROM integration.events WHERE id IN (SELECT id FROM integration.events WHERE event_status = 'completed' ORDER BY seq LIMIT 3);
+UPDATE integration.events SET event_status = 'skipped' WHERE id IN (SELECT id FROM integration.events WHERE event_status = 'completed' ORDER BY seq LIMIT 2);
 DELETE FROM canonical.business_objects WHERE id IN (SELECT id FROM canonical.business_objects ORDER BY id LIMIT 2);
 SELECT is_empty('SELECT * FROM count_drift', 'after retention and direct deletes and updates');
 
 -- A rolled-back savepoint takes its deltas with it.
 SAVEPOINT undone;
-INSERT INTO intake.submissions (requester_name, requester_email, description, request_type_code,
-                                priority_code, team_code, customer_id)
+INSERT INTO intake.submissions (requester_name, requester_email, request_description, request_type,
+                                priority, assigned_team, customer_id)
 SELECT 'Undone ' || i, 'undone' || i || '@example.test', 'Rolled back', 'incident', 'low', 'operations',
        '10000000-0000-4000-8000-000000000001'
   FROM generate_series(1, 5) AS i;
@@ -108,8 +108,8 @@ SELECT is_empty('SELECT * FROM count_drift', 'after a rolled-back savepoint');
 -- A transaction of many statements spreads its deltas over parts of its
 -- slot; folding them back changes no count.
 SELECT set_config('enterprise_lab_counts.statements', '200', true) AS long_transaction \gset
-INSERT INTO intake.submissions (requester_name, requester_email, description, request_type_code,
-                                priority_code, team_code, customer_id)
+INSERT INTO intake.submissions (requester_name, requester_email, request_description, request_type,
+                                priority, assigned_team, customer_id)
 VALUES ('Late', 'late@example.test', 'After 200 statements', 'incident', 'low', 'operations',
         '10000000-0000-4000-8000-000000000001');
 SELECT ok(EXISTS (SELECT 1 FROM dashboard.status_count_slots WHERE slot = enterprise_lab.count_slot() AND part = 3),
@@ -123,12 +123,12 @@ SELECT is_empty('SELECT * FROM count_drift', '... and every count stays right');
 SELECT is((api.submissions('{}') ->> 'total')::bigint, (SELECT count(*) FROM intake.submissions),
           'api.submissions: the unfiltered total equals count(*)');
 SELECT is((api.submissions('{"team": "operations"}') ->> 'total')::bigint,
-          (SELECT count(*) FROM intake.submissions WHERE team_code = 'operations'),
+          (SELECT count(*) FROM intake.submissions WHERE assigned_team = 'operations'),
           'api.submissions: a filtered total is counted');
 
 -- recount() repairs counts that drifted (rows loaded with triggers off).
 SET LOCAL session_replication_role = replica;
-INSERT INTO integration.events (submission_id, event_type, source_system, aggregate_type, aggregate_id, status)
+INSERT INTO integration.events (submission_id, event_type, source_system, aggregate_type, aggregate_id, event_status)
 SELECT gen_random_uuid(), 'Loaded', 'custom', 'service_request', gen_random_uuid(), 'completed'
   FROM generate_series(1, 3);
 RESET session_replication_role;
@@ -143,7 +143,7 @@ SELECT enterprise_lab.reset_demo() > 0 AS reloaded \gset
 SELECT is_empty('SELECT * FROM count_drift', 'after reset_demo()');
 
 -- The dashboard's reads do not scan the lifecycle tables, whatever their size.
-INSERT INTO integration.events (submission_id, event_type, source_system, aggregate_type, aggregate_id, status, processed_at)
+INSERT INTO integration.events (submission_id, event_type, source_system, aggregate_type, aggregate_id, event_status, processed_at)
 SELECT gen_random_uuid(), 'Bulk', 'custom', 'service_request', gen_random_uuid(), 'completed', now()
   FROM generate_series(1, 50000);
 ANALYZE integration.events;

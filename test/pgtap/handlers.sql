@@ -65,7 +65,7 @@ SELECT integration.process_events() AS processed \gset
 SELECT integration.enqueue_event('TapWrite', :'sub', 'tap', gen_random_uuid()) AS write_event \gset
 SELECT integration.process_events() AS processed \gset
 
-SELECT results_eq(format($$SELECT status, attempts FROM integration.events WHERE id = '%s'$$, :'write_event'),
+SELECT results_eq(format($$SELECT event_status, attempts FROM integration.events WHERE id = '%s'$$, :'write_event'),
                   $$VALUES ('failed'::text, 1)$$,
                   'a handler writing a table its owner may not write fails the event (one attempt charged)');
 SELECT matches((SELECT last_error FROM integration.events WHERE id = :'write_event'),
@@ -78,7 +78,7 @@ SELECT ok((SELECT next_attempt_at > now() FROM integration.events WHERE id = :'w
 GRANT INSERT ON public.tap_handled TO tap_handler_owner;
 UPDATE integration.events SET next_attempt_at = now() WHERE id = :'write_event';
 SELECT integration.process_events() AS processed \gset
-SELECT results_eq(format($$SELECT status, attempts FROM integration.events WHERE id = '%s'$$, :'write_event'),
+SELECT results_eq(format($$SELECT event_status, attempts FROM integration.events WHERE id = '%s'$$, :'write_event'),
                   $$VALUES ('completed'::text, 2)$$, 'after the grant the retry completes the event');
 SELECT is((SELECT handled_as FROM public.tap_handled WHERE event_id = :'write_event'), 'tap_handler_owner'::name,
           'the handler ran as its owner');

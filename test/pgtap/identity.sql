@@ -65,7 +65,7 @@ RESET SESSION AUTHORIZATION;
 SELECT results_eq(format($$SELECT changed_by, change_reason FROM operational.case_status_history
                             WHERE case_id = '%s' ORDER BY id DESC LIMIT 1$$, :'case_a'),
                   $$VALUES ('tap_alice'::text, 'on it'::text)$$, 'the history shows her own role name');
-SELECT is((SELECT submitted_by FROM intake.submissions WHERE id = (:'submitted'::jsonb ->> 'submission_id')::uuid),
+SELECT is((SELECT submitted_by FROM intake.submissions WHERE submission_id = (:'submitted'::jsonb ->> 'submission_id')::uuid),
           'tap_alice', 'a submission by a direct login records the login role');
 
 -- A team given to a group role reaches its members.

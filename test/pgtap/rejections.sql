@@ -31,7 +31,7 @@ SELECT throws_ok($$ SELECT pg_temp.submit(rtype => 'teleport') $$,
 SELECT throws_ok($$ SELECT pg_temp.submit(prio => 'urgent!!') $$,
   '22023', 'priority "urgent!!" does not exist', 'unknown priority');
 SELECT throws_ok($$ SELECT pg_temp.submit(team => 'nobody') $$,
-  '22023', 'team "nobody" does not exist', 'unknown team');
+  '22023', 'assigned_team "nobody" does not exist', 'unknown team');
 SELECT throws_ok($$ SELECT pg_temp.submit(email => 'not-an-email') $$,
   '22023', 'requester_email is not a valid e-mail address', 'malformed e-mail');
 SELECT throws_ok($$ SELECT pg_temp.submit(email => 'two@@example.test') $$,
@@ -43,14 +43,14 @@ SELECT throws_ok($$ SELECT pg_temp.submit(name => '   ') $$,
 SELECT throws_ok($$ SELECT pg_temp.submit(name => repeat('x', 201)) $$,
   '22001', 'requester_name is too long', 'requester name over 200 characters');
 SELECT throws_ok($$ SELECT pg_temp.submit(descr => E'\t\n ') $$,
-  '23502', 'description must not be blank', 'blank description');
+  '23502', 'request_description must not be blank', 'blank description');
 SELECT throws_ok($$ SELECT pg_temp.submit(descr => repeat('x', 4001)) $$,
-  '22001', 'description is too long', 'description over 4000 characters');
-SELECT throws_ok($$ INSERT INTO intake.submissions (requester_name, requester_email, description, request_type_code,
-                      priority_code, team_code, customer_id, intake_method)
+  '22001', 'request_description is too long', 'description over 4000 characters');
+SELECT throws_ok($$ INSERT INTO intake.submissions (requester_name, requester_email, request_description, request_type,
+                      priority, assigned_team, customer_id, intake_method)
                     VALUES ('A', 'a@example.test', 'd', 'incident', 'low', 'operations',
                             '10000000-0000-4000-8000-000000000002', 'pigeon') $$,
-  '23514', NULL, 'unknown intake method');
+  '22023', 'intake_method "pigeon" does not exist', 'unknown intake method');
 
 SELECT is((SELECT count(*) FROM intake.submissions), 0::bigint, 'no submission left behind by any rejection');
 SELECT is((SELECT count(*) FROM source_system.service_requests), 0::bigint, 'no service request left behind');

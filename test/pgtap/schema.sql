@@ -34,7 +34,8 @@ SELECT bag_eq(
   $$ SELECT c.oid::regclass::text FROM pg_extension e, unnest(e.extconfig) AS c(oid)
       WHERE e.extname = 'enterprise_lab' AND c.oid IN (SELECT oid FROM pg_class WHERE relkind = 'r') $$,
   ARRAY['reference.customers', 'reference.agreements', 'reference.request_types', 'reference.priorities',
-        'reference.teams', 'intake.submissions', 'source_system.service_requests', 'integration.events',
+        'reference.teams', 'reference.intake_methods', 'reference.document_types', 'intake.submissions',
+        'source_system.service_requests', 'integration.events',
         'integration.sync_logs', 'integration.event_handlers', 'operational.operation_cases',
         'operational.case_status_history', 'canonical.status_map', 'canonical.business_objects',
         'canonical.lineage_records', 'document_repo.documents', 'operational.case_statuses',

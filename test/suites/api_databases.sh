@@ -24,7 +24,7 @@ is "$(as_role api_two lab_operator '{"role": "lab_operator", "sub": "op", "team"
         "SELECT (api.submissions() ->> 'total')")" "0" "the second database still serves its requests"
 q api_one -c 'CREATE EXTENSION enterprise_lab' >/dev/null; ok $? "CREATE EXTENSION again after DROP"
 is "$(q api_one -c "SELECT count(*) FROM information_schema.role_routine_grants
-                      WHERE routine_schema = 'api' AND grantee = 'lab_anon'")" "9" \
+                      WHERE routine_schema = 'api' AND grantee = 'lab_anon'")" "16" \
    "the reinstalled api is granted to lab_anon again"
 
 for db in api_one api_two; do dropdb "$db"; done

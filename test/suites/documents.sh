@@ -249,7 +249,7 @@ ROW=$(q -c "SELECT request_number IS NOT NULL, document_id IS NOT NULL FROM inta
               '10000000-0000-4000-8000-000000000001', NULL, 'api', 'terms.csv', 'text/csv', convert_to(E'a,b\n1,2\n', 'UTF8'))")
 is "$ROW" "t|t" "intake.submit_request with a document returns its id"
 is "$(q -c "SELECT convert_from(document_repo.download_document(d.id), 'UTF8') = E'a,b\n1,2\n' FROM document_repo.documents d
-            JOIN intake.submissions s ON s.id = d.submission_id WHERE s.requester_name = 'Ida Intake'")" t \
+            JOIN intake.submissions s ON s.submission_id = d.submission_id WHERE s.requester_name = 'Ida Intake'")" t \
    "and the document is downloadable"
 
 # --- every request above went through the verifying proxy ---------------

@@ -516,7 +516,7 @@ def main():
     deadline = time.time() + 30
     while time.time() < deadline:
         if psql("SELECT count(*) FILTER (WHERE s.lifecycle_status = 'integrated') = 20 FROM source_system.service_requests s "
-                "JOIN intake.submissions i ON i.id = s.submission_id "
+                "JOIN intake.submissions i ON i.submission_id = s.submission_id "
                 "WHERE i.requester_email LIKE 'parallel-%s-%%@example.test'" % run) == "t":
             integrated = True
             break

@@ -533,7 +533,7 @@ def main():
     sid = psql("SELECT submission_id FROM source_system.service_requests WHERE request_number = '%s'" % rn)
     # 12000 retries that are not due: a backlog the workers leave alone.
     psql("INSERT INTO integration.events (submission_id, event_type, source_system, aggregate_type, aggregate_id, "
-         "status, next_attempt_at) SELECT '%s', 'HostileBacklog', 'test', 'service_request', gen_random_uuid(), "
+         "event_status, next_attempt_at) SELECT '%s', 'HostileBacklog', 'test', 'service_request', gen_random_uuid(), "
          "'failed', now() + interval '1 day' FROM generate_series(1, 12000)" % sid)
     try:
         s, d, _ = rpc("health", {})

@@ -31,7 +31,7 @@ ok $? "the workers run in the suite's database, max_attempts = 1"
 
 SUB=$(q "SELECT submission_id FROM intake.submit_request('Lou Lock', 'lou@example.test', 'Lock timeout suite.',
            'incident', 'high', 'operations', '10000000-0000-4000-8000-000000000002')")
-wait_for 10 "SELECT status = 'completed' FROM integration.events WHERE submission_id = '$SUB' AND event_type = 'RequestCreated'" "$DB"
+wait_for 10 "SELECT event_status = 'completed' FROM integration.events WHERE submission_id = '$SUB' AND event_type = 'RequestCreated'" "$DB"
 ok $? "the request itself is processed"
 
 # Another session holds the row for 6 seconds; the event arrives meanwhile.
@@ -46,12 +46,12 @@ q "SELECT integration.enqueue_event('LockProbe', '$SUB', 'service_request',
 sleep 3
 tail -n +"$before" "$EL_LOG" | grep -q 'ERROR:  canceling statement due to lock timeout'
 ok $? "the worker's handler ran into the lock timeout (server log)"
-is "$(q "SELECT status || '/' || attempts || '/' || coalesce(last_error, '-') FROM integration.events WHERE event_type = 'LockProbe'")" \
+is "$(q "SELECT event_status || '/' || attempts || '/' || coalesce(last_error, '-') FROM integration.events WHERE event_type = 'LockProbe'")" \
    "pending/0/-" "while the lock is held the event stays pending: no attempt charged, no error recorded, not dead-lettered"
 is "$(q "SELECT count(*) FROM integration.sync_logs WHERE event_type = 'LockProbe'")" 0 "and no failure is logged for it"
 
 wait "$HOLDER"
-wait_for 60 "SELECT status = 'completed' FROM integration.events WHERE event_type = 'LockProbe'" "$DB"
+wait_for 60 "SELECT event_status = 'completed' FROM integration.events WHERE event_type = 'LockProbe'" "$DB"
 ok $? "once the lock is gone, the worker's retry completes it"
 is "$(q "SELECT attempts || '/' || (SELECT n FROM public.lock_probe) FROM integration.events WHERE event_type = 'LockProbe'")" "1/1" \
    "on its first charged attempt, applied once"

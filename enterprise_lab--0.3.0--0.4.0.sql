@@ -1,0 +1,1433 @@
+-- enterprise_lab 0.3.0 -> 0.4.0.
+--
+-- Every change to src/sql/ after 0.3.0 must be repeated here: the upgrade
+-- suite (test/suites/upgrade) compares an upgraded database with a fresh
+-- install of the newest version, object by object.
+
+\echo Use "ALTER EXTENSION enterprise_lab UPDATE TO '0.4.0'" to load this file. \quit
+
+-- original lab's data contract: codes are data
+--
+-- Reference codes are rows checked by a bounded format that allows upper
+-- case (the original lab's GENERAL_INQUIRY, OPERATIONS_TEAM); intake methods
+-- become a reference table; lookups stay exact.
+ALTER TABLE reference.request_types DROP CONSTRAINT request_types_code_format,
+  ADD CONSTRAINT request_types_code_format CHECK (code ~ '^[A-Za-z][A-Za-z0-9_-]{1,39}$');
+ALTER TABLE reference.teams DROP CONSTRAINT teams_code_format,
+  ADD CONSTRAINT teams_code_format CHECK (code ~ '^[A-Za-z][A-Za-z0-9_-]{1,39}$');
+ALTER TABLE reference.priorities
+  ADD CONSTRAINT priorities_code_format CHECK (code ~ '^[A-Za-z][A-Za-z0-9_-]{1,39}$');
+
+CREATE TABLE reference.intake_methods (
+  code       text PRIMARY KEY CONSTRAINT intake_methods_code_format CHECK (code ~ '^[A-Za-z][A-Za-z0-9_-]{1,39}$'),
+  name       text NOT NULL,
+  active     boolean NOT NULL DEFAULT true,
+  seeded     boolean NOT NULL DEFAULT false,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE reference.intake_methods IS 'How a request reached the intake (portal, manual form, API, ...).';
+CREATE TRIGGER intake_methods_10_user_modified BEFORE UPDATE ON reference.intake_methods
+  FOR EACH ROW EXECUTE FUNCTION enterprise_lab.mark_user_modified();
+CREATE TRIGGER intake_methods_20_touch BEFORE UPDATE ON reference.intake_methods
+  FOR EACH ROW EXECUTE FUNCTION enterprise_lab.touch_updated_at();
+
+INSERT INTO reference.intake_methods (code, name, seeded) VALUES
+  ('portal', 'Portal', true),
+  ('manual_form', 'Manual form', true),
+  ('api', 'API', true),
+  ('email', 'E-mail', true),
+  ('phone', 'Phone', true),
+  ('batch', 'Batch', true);
+SELECT pg_catalog.pg_extension_config_dump('reference.intake_methods', '');
+-- The seed-row triggers of 94_backup.sql, as every seeded table has them.
+CREATE TRIGGER intake_methods_05_restore_seeded BEFORE INSERT ON reference.intake_methods
+  FOR EACH ROW EXECUTE FUNCTION enterprise_lab.restore_seeded_row('code');
+ALTER TABLE reference.intake_methods ENABLE ALWAYS TRIGGER intake_methods_05_restore_seeded;
+CREATE TRIGGER intake_methods_90_remember_deleted AFTER DELETE ON reference.intake_methods
+  FOR EACH ROW EXECUTE FUNCTION enterprise_lab.remember_deleted_row('code');
+GRANT SELECT ON reference.intake_methods TO lab_operator, lab_auditor, lab_admin;
+
+-- The original lab's codes, beside the existing ones.
+INSERT INTO reference.customers (id, code, name, contact_email, status, seeded) VALUES
+  ('10000000-0000-4000-8000-000000000000', 'UNASSIGNED', 'Unassigned', NULL, 'active', true)
+ON CONFLICT DO NOTHING;
+INSERT INTO reference.request_types (code, name, canonical_category, description, seeded) VALUES
+  ('GENERAL_INQUIRY', 'General inquiry', 'information', 'A generic service request.', true)
+ON CONFLICT DO NOTHING;
+INSERT INTO reference.teams (code, name, email, seeded) VALUES
+  ('OPERATIONS_TEAM', 'Operations Team', 'operations-team@example.test', true)
+ON CONFLICT DO NOTHING;
+
+-- original lab's data contract: column names
+--
+-- The original lab's column names, renamed in place so the rows carry
+-- across; the constraints and indexes named after a column follow it.
+ALTER TABLE intake.submissions RENAME COLUMN id TO submission_id;
+ALTER TABLE intake.submissions RENAME COLUMN description TO request_description;
+ALTER TABLE intake.submissions RENAME COLUMN request_type_code TO request_type;
+ALTER TABLE intake.submissions RENAME COLUMN priority_code TO priority;
+ALTER TABLE intake.submissions RENAME COLUMN team_code TO assigned_team;
+ALTER TABLE intake.submissions RENAME COLUMN status TO submission_status;
+ALTER TABLE intake.submissions RENAME COLUMN submitted_at TO created_at;
+ALTER TABLE intake.submissions RENAME CONSTRAINT submissions_description_valid TO submissions_request_description_valid;
+ALTER TABLE intake.submissions RENAME CONSTRAINT submissions_status_valid TO submissions_submission_status_valid;
+ALTER TABLE intake.submissions RENAME CONSTRAINT submissions_request_type_code_fkey TO submissions_request_type_fkey;
+ALTER TABLE intake.submissions RENAME CONSTRAINT submissions_priority_code_fkey TO submissions_priority_fkey;
+ALTER TABLE intake.submissions RENAME CONSTRAINT submissions_team_code_fkey TO submissions_assigned_team_fkey;
+ALTER INDEX intake.submissions_submitted_at_idx RENAME TO submissions_created_at_idx;
+ALTER TABLE intake.submissions DROP CONSTRAINT submissions_intake_method_valid,
+  ADD CONSTRAINT submissions_intake_method_fkey FOREIGN KEY (intake_method) REFERENCES reference.intake_methods (code);
+COMMENT ON COLUMN intake.submissions.submission_id IS 'Root key of the request''s whole lifecycle.';
+
+ALTER TABLE integration.events RENAME COLUMN status TO event_status;
+ALTER TABLE integration.events RENAME CONSTRAINT events_status_valid TO events_event_status_valid;
+
+-- The functions that read or write the renamed columns.
+CREATE OR REPLACE FUNCTION intake.validate_submission() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  agr reference.agreements;
+  cust reference.customers;
+BEGIN
+  IF NEW.requester_name IS NULL OR NEW.requester_name !~ '\S' THEN
+    RAISE EXCEPTION 'requester_name must not be blank'
+      USING ERRCODE = 'not_null_violation', COLUMN = 'requester_name',
+            HINT = 'Give the name of the person making the request.';
+  ELSIF NOT enterprise_lab.has_visible_text(NEW.requester_name) THEN
+    RAISE EXCEPTION 'requester_name must not be blank'
+      USING ERRCODE = 'not_null_violation', COLUMN = 'requester_name',
+            DETAIL = 'It has no visible character: no-break, zero-width and other invisible characters do not count.',
+            HINT = 'Give the name of the person making the request.';
+  ELSIF length(NEW.requester_name) > 200 THEN
+    RAISE EXCEPTION 'requester_name is too long'
+      USING ERRCODE = 'string_data_right_truncation', COLUMN = 'requester_name',
+            DETAIL = format('It has %s characters; the limit is 200.', length(NEW.requester_name));
+  END IF;
+
+  IF NEW.requester_email IS NULL
+     OR length(NEW.requester_email) > 254
+     OR NEW.requester_email !~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$' THEN
+    RAISE EXCEPTION 'requester_email is not a valid e-mail address'
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'requester_email',
+            DETAIL = format('The value given was %s.', coalesce(quote_literal(left(NEW.requester_email, 100)), 'NULL')),
+            HINT = 'Use the form name@example.test.';
+  END IF;
+
+  IF NEW.request_description IS NULL OR NEW.request_description !~ '\S' THEN
+    RAISE EXCEPTION 'request_description must not be blank'
+      USING ERRCODE = 'not_null_violation', COLUMN = 'request_description',
+            HINT = 'Describe what is requested.';
+  ELSIF NOT enterprise_lab.has_visible_text(NEW.request_description) THEN
+    RAISE EXCEPTION 'request_description must not be blank'
+      USING ERRCODE = 'not_null_violation', COLUMN = 'request_description',
+            DETAIL = 'It has no visible character: no-break, zero-width and other invisible characters do not count.',
+            HINT = 'Describe what is requested.';
+  ELSIF length(NEW.request_description) > 4000 THEN
+    RAISE EXCEPTION 'request_description is too long'
+      USING ERRCODE = 'string_data_right_truncation', COLUMN = 'request_description',
+            DETAIL = format('It has %s characters; the limit is 4000.', length(NEW.request_description));
+  END IF;
+
+  IF NOT EXISTS (SELECT 1 FROM reference.request_types WHERE code = NEW.request_type AND active) THEN
+    RAISE EXCEPTION 'request_type "%" does not exist', NEW.request_type
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'request_type',
+            DETAIL = format('Known request types: %s.', (SELECT string_agg(code, ', ' ORDER BY code COLLATE "C") FROM reference.request_types WHERE active)),
+            HINT = 'Choose one of reference.request_types.';
+  END IF;
+
+  IF NOT EXISTS (SELECT 1 FROM reference.priorities WHERE code = NEW.priority) THEN
+    RAISE EXCEPTION 'priority "%" does not exist', NEW.priority
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'priority',
+            DETAIL = format('Known priorities: %s.', (SELECT string_agg(code, ', ' ORDER BY rank) FROM reference.priorities)),
+            HINT = 'Choose one of reference.priorities.';
+  END IF;
+
+  IF NOT EXISTS (SELECT 1 FROM reference.teams WHERE code = NEW.assigned_team AND active) THEN
+    RAISE EXCEPTION 'assigned_team "%" does not exist', NEW.assigned_team
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'assigned_team',
+            DETAIL = format('Known teams: %s.', (SELECT string_agg(code, ', ' ORDER BY code COLLATE "C") FROM reference.teams WHERE active)),
+            HINT = 'Choose one of reference.teams.';
+  END IF;
+
+  IF NOT EXISTS (SELECT 1 FROM reference.intake_methods WHERE code = NEW.intake_method AND active) THEN
+    RAISE EXCEPTION 'intake_method "%" does not exist', NEW.intake_method
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'intake_method',
+            DETAIL = format('Known intake methods: %s.', (SELECT string_agg(code, ', ' ORDER BY code COLLATE "C") FROM reference.intake_methods WHERE active)),
+            HINT = 'Choose one of reference.intake_methods.';
+  END IF;
+
+  SELECT * INTO cust FROM reference.customers WHERE id = NEW.customer_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'customer % does not exist', coalesce(NEW.customer_id::text, 'NULL')
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'customer_id',
+            HINT = 'Choose a customer id from reference.customers.';
+  ELSIF cust.status <> 'active' THEN
+    RAISE EXCEPTION 'customer % (%) is not active', cust.code, NEW.customer_id
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'customer_id',
+            DETAIL = format('Its status is %s.', cust.status);
+  END IF;
+
+  IF NEW.agreement_id IS NOT NULL THEN
+    SELECT * INTO agr FROM reference.agreements WHERE id = NEW.agreement_id;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'agreement % does not exist', NEW.agreement_id
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'agreement_id',
+              HINT = 'Choose an agreement id from reference.agreements, or leave it empty.';
+    ELSIF agr.customer_id <> NEW.customer_id THEN
+      RAISE EXCEPTION 'agreement % belongs to another customer', agr.agreement_number
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'agreement_id',
+              DETAIL = format('Agreement %s is not an agreement of customer %s.', agr.agreement_number, cust.code),
+              HINT = 'Choose one of the customer''s own agreements.';
+    ELSIF agr.status <> 'active' THEN
+      RAISE EXCEPTION 'agreement % is not active', agr.agreement_number
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'agreement_id',
+              DETAIL = format('Its status is %s.', agr.status);
+    ELSIF current_date < agr.valid_from OR (agr.valid_to IS NOT NULL AND current_date > agr.valid_to) THEN
+      RAISE EXCEPTION 'agreement % is not valid today', agr.agreement_number
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'agreement_id',
+              DETAIL = format('It is valid from %s to %s.', agr.valid_from, coalesce(agr.valid_to::text, 'open end'));
+    END IF;
+  END IF;
+
+  RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION intake.submit_request(
+  requester_name  text,
+  requester_email text,
+  description     text,
+  request_type    text,
+  priority        text,
+  team            text,
+  customer_id     uuid,
+  agreement_id    uuid DEFAULT NULL,
+  intake_method   text DEFAULT 'portal',
+  file_name       text DEFAULT NULL,
+  content_type    text DEFAULT NULL,
+  content         bytea DEFAULT NULL,
+  OUT submission_id uuid,
+  OUT service_request_id uuid,
+  OUT request_number text,
+  OUT event_id uuid,
+  OUT document_id uuid)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  INSERT INTO intake.submissions AS s
+         (intake_method, requester_name, requester_email, request_description,
+          request_type, priority, assigned_team, customer_id, agreement_id)
+  VALUES (submit_request.intake_method, submit_request.requester_name, submit_request.requester_email,
+          submit_request.description, submit_request.request_type, submit_request.priority,
+          submit_request.team, submit_request.customer_id, submit_request.agreement_id)
+  RETURNING s.submission_id INTO submission_id;
+
+  SELECT r.id, r.request_number INTO service_request_id, request_number
+    FROM source_system.service_requests r WHERE r.submission_id = submit_request.submission_id;
+  SELECT e.id INTO event_id
+    FROM integration.events e
+   WHERE e.submission_id = submit_request.submission_id AND e.event_type = 'RequestCreated';
+
+  -- One optional supporting document, in the same transaction.
+  IF submit_request.file_name IS NOT NULL OR submit_request.content_type IS NOT NULL
+     OR submit_request.content IS NOT NULL THEN
+    document_id := document_repo.upload_document(submit_request.submission_id, submit_request.file_name,
+                                                 submit_request.content_type, submit_request.content);
+  END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION source_system.create_service_request() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  INSERT INTO source_system.service_requests
+         (submission_id, request_number, request_type_code, priority_code, team_code,
+          customer_id, agreement_id, summary)
+  VALUES (NEW.submission_id,
+          'SR-' || lpad(nextval('source_system.request_number_seq')::text, 6, '0'),
+          NEW.request_type, NEW.priority, NEW.assigned_team,
+          NEW.customer_id, NEW.agreement_id,
+          left(regexp_replace(btrim(NEW.request_description), '\s+', ' ', 'g'), 120));
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION integration.replay_event(event_id uuid) RETURNS integration.events
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e integration.events;
+BEGIN
+  SELECT * INTO e FROM integration.events WHERE id = event_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'event % does not exist', event_id
+      USING ERRCODE = 'no_data_found';
+  END IF;
+  IF e.event_status NOT IN ('dead_letter', 'failed', 'skipped') THEN
+    RAISE EXCEPTION 'event % is % and cannot be replayed', event_id, e.event_status
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'Only dead_letter, failed and skipped events can be replayed.';
+  END IF;
+
+  UPDATE integration.events
+     SET event_status = 'pending', attempts = 0, next_attempt_at = now(), processed_at = NULL
+   WHERE id = event_id
+  RETURNING * INTO e;
+  UPDATE source_system.service_requests
+     SET lifecycle_status = 'received', updated_at = now()
+   WHERE id = e.aggregate_id AND e.aggregate_type = 'service_request' AND lifecycle_status = 'failed';
+  INSERT INTO integration.sync_logs (submission_id, event_id, event_type, action, outcome, message, details)
+  VALUES (e.submission_id, e.id, e.event_type, 'replay_requested', 'success',
+          'event put back to pending by ' || enterprise_lab.request_subject(), jsonb_build_object('last_error', e.last_error));
+  RETURN e;
+END $$;
+
+CREATE OR REPLACE FUNCTION integration.replay_dead_letters() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n integer := 0;
+  ev uuid;
+BEGIN
+  FOR ev IN SELECT id FROM integration.events WHERE event_status = 'dead_letter' ORDER BY seq LOOP
+    PERFORM integration.replay_event(ev);
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END $$;
+
+CREATE OR REPLACE FUNCTION integration.skip_event(event_id uuid, reason text) RETURNS integration.events
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e integration.events;
+BEGIN
+  IF reason IS NULL OR reason !~ '\S' THEN
+    RAISE EXCEPTION 'a reason is required to skip an event'
+      USING ERRCODE = 'not_null_violation',
+            HINT = 'Say why the event may be skipped; it is written to the sync log.';
+  END IF;
+  UPDATE integration.events SET event_status = 'skipped', processed_at = now()
+   WHERE id = event_id AND event_status IN ('dead_letter', 'failed', 'pending')
+  RETURNING * INTO e;
+  IF NOT FOUND THEN
+    IF EXISTS (SELECT 1 FROM integration.events WHERE id = event_id) THEN
+      RAISE EXCEPTION 'event % is already finished and cannot be skipped', event_id
+        USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    RAISE EXCEPTION 'event % does not exist', event_id USING ERRCODE = 'no_data_found';
+  END IF;
+  INSERT INTO integration.sync_logs (submission_id, event_id, event_type, action, outcome, message, details)
+  VALUES (e.submission_id, e.id, e.event_type, 'skipped', 'success',
+          format('skipped by %s: %s', current_user, reason), jsonb_build_object('last_error', e.last_error));
+  RETURN e;
+END $$;
+
+CREATE OR REPLACE FUNCTION enterprise_lab.recount() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  written integer;
+BEGIN
+  -- Writers wait until this transaction ends, so the counts and the rows
+  -- they count are taken at one moment.
+  LOCK TABLE intake.submissions, source_system.service_requests, integration.events,
+             operational.operation_cases, canonical.business_objects IN SHARE MODE;
+  DELETE FROM dashboard.status_count_slots;
+  INSERT INTO dashboard.status_count_slots (layer, status, slot, count)
+  SELECT c.layer, c.status, enterprise_lab.count_slot(), c.n
+    FROM (SELECT 'intake' AS layer, submission_status AS status, count(*) AS n FROM intake.submissions GROUP BY submission_status
+          UNION ALL
+          SELECT 'source_system', lifecycle_status, count(*) FROM source_system.service_requests GROUP BY lifecycle_status
+          UNION ALL
+          SELECT 'integration', event_status, count(*) FROM integration.events GROUP BY event_status
+          UNION ALL
+          SELECT 'operational', processing_status, count(*) FROM operational.operation_cases GROUP BY processing_status
+          UNION ALL
+          SELECT 'canonical', lifecycle_status, count(*) FROM canonical.business_objects GROUP BY lifecycle_status) c;
+  GET DIAGNOSTICS written = ROW_COUNT;
+  RETURN written;
+END $$;
+
+CREATE OR REPLACE FUNCTION api.reference_data(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+BEGIN
+  PERFORM enterprise_lab.api_body('reference_data', body, '{}');
+  RETURN jsonb_build_object(
+    'customers', coalesce((
+      SELECT jsonb_agg(jsonb_build_object(
+               'id', c.id, 'code', c.code, 'name', c.name, 'status', c.status,
+               'agreements', coalesce((
+                 SELECT jsonb_agg(jsonb_build_object(
+                          'id', a.id, 'agreement_number', a.agreement_number, 'name', a.name,
+                          'valid_from', a.valid_from, 'valid_to', a.valid_to, 'status', a.status)
+                        ORDER BY a.agreement_number)
+                   FROM reference.agreements a WHERE a.customer_id = c.id), '[]'))
+             ORDER BY c.name)
+        FROM reference.customers c), '[]'),
+    'request_types', coalesce((
+      SELECT jsonb_agg(jsonb_build_object('code', t.code, 'name', t.name, 'canonical_category', t.canonical_category,
+                                          'description', t.description) ORDER BY t.name)
+        FROM reference.request_types t WHERE t.active), '[]'),
+    'priorities', coalesce((
+      SELECT jsonb_agg(jsonb_build_object('code', p.code, 'name', p.name, 'rank', p.rank) ORDER BY p.rank)
+        FROM reference.priorities p), '[]'),
+    'teams', coalesce((
+      SELECT jsonb_agg(jsonb_build_object('code', t.code, 'name', t.name) ORDER BY t.name)
+        FROM reference.teams t WHERE t.active), '[]'),
+    'case_statuses', coalesce((
+      SELECT jsonb_agg(jsonb_build_object('status', s.status, 'is_terminal', s.is_terminal,
+                                          'description', s.description, 'canonical_status', m.canonical_status)
+                       ORDER BY s.is_terminal, s.status)
+        FROM operational.case_statuses s LEFT JOIN canonical.status_map m ON m.operational_status = s.status), '[]'),
+    'transitions', coalesce((
+      SELECT jsonb_agg(jsonb_build_object('from_status', t.from_status, 'to_status', t.to_status)
+                       ORDER BY t.from_status, t.to_status)
+        FROM operational.status_transitions t), '[]'),
+    'intake_methods', coalesce((
+      SELECT jsonb_agg(m.code ORDER BY m.code COLLATE "C") FROM reference.intake_methods m WHERE m.active), '[]'),
+    'document_types', jsonb_build_object(
+      'extensions', '["pdf", "txt", "csv", "png", "jpg", "jpeg"]'::jsonb,
+      'content_types', '["application/pdf", "text/plain", "text/csv", "image/png", "image/jpeg"]'::jsonb,
+      'max_size', pg_size_bytes(coalesce(current_setting('enterprise_lab.max_document_size', true), '10MB'))));
+END $$;
+
+CREATE OR REPLACE FUNCTION api.submit_request(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'submit_request';
+  b jsonb := enterprise_lab.api_body(fn, body,
+               ARRAY['requester_name', 'requester_email', 'request_description', 'description', 'request_type',
+                     'priority', 'assigned_team', 'team', 'customer_id', 'agreement_id', 'intake_method', 'document']);
+  v_name text := enterprise_lab.api_text(fn, b, 'requester_name', true, 200);
+  v_email text := enterprise_lab.api_text(fn, b, 'requester_email', true, 254);
+  -- The original lab's keys (request_description, assigned_team), or the
+  -- shorter ones (description, team); a missing one is named by the first.
+  v_description text := coalesce(enterprise_lab.api_text(fn, b, 'request_description', false, 4000),
+                                 enterprise_lab.api_text(fn, b, CASE WHEN b ? 'description' THEN 'description' ELSE 'request_description' END, true, 4000));
+  v_type text := enterprise_lab.api_text(fn, b, 'request_type', true, 40);
+  v_priority text := enterprise_lab.api_text(fn, b, 'priority', true, 40);
+  v_team text := coalesce(enterprise_lab.api_text(fn, b, 'assigned_team', false, 40),
+                          enterprise_lab.api_text(fn, b, CASE WHEN b ? 'team' THEN 'team' ELSE 'assigned_team' END, true, 40));
+  -- The original lab's body names no customer: the seeded UNASSIGNED one.
+  v_customer uuid := coalesce(enterprise_lab.api_uuid(fn, b, 'customer_id', false), '10000000-0000-4000-8000-000000000000');
+  v_agreement uuid := enterprise_lab.api_uuid(fn, b, 'agreement_id', false);
+  v_method text := coalesce(enterprise_lab.api_text(fn, b, 'intake_method', false, 40), 'portal');
+  doc jsonb := b -> 'document';
+  doc_name text;
+  doc_type text;
+  doc_base64 text;
+  doc_content bytea;
+  max_size bigint := pg_size_bytes(coalesce(current_setting('enterprise_lab.max_document_size', true), '10MB'));
+  v_submission uuid;
+  result jsonb;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM reference.intake_methods m WHERE m.code = v_method AND m.active) THEN
+    RAISE EXCEPTION '%: intake_method "%" is not known', fn, v_method
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'intake_method',
+            DETAIL = format('Known intake methods: %s.', (SELECT string_agg(m.code, ', ' ORDER BY m.code COLLATE "C")
+                                                            FROM reference.intake_methods m WHERE m.active)),
+            HINT = 'Choose one of reference.intake_methods.';
+  END IF;
+
+  IF doc IS NOT NULL AND jsonb_typeof(doc) <> 'null' THEN
+    IF jsonb_typeof(doc) <> 'object' THEN
+      RAISE EXCEPTION '%: document must be an object', fn
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'document',
+              DETAIL = format('It is a JSON %s.', jsonb_typeof(doc)),
+              HINT = 'Send {"file_name": ..., "content_type": ..., "content_base64": ...}.';
+    END IF;
+    PERFORM enterprise_lab.api_body(fn || ' document', doc, ARRAY['file_name', 'content_type', 'content_base64']);
+    doc_name := enterprise_lab.api_text(fn, doc, 'file_name', true, 255);
+    doc_type := enterprise_lab.api_text(fn, doc, 'content_type', true, 100);
+    -- base64 is 4 characters per 3 bytes, plus line breaks some encoders add.
+    doc_base64 := enterprise_lab.api_text(fn, doc, 'content_base64', true,
+                                          ((max_size + 2) / 3 * 4 + (max_size / 57 + 1) * 2)::integer);
+    BEGIN
+      doc_content := decode(doc_base64, 'base64');
+    EXCEPTION WHEN invalid_parameter_value THEN
+      RAISE EXCEPTION '%: document.content_base64 is not valid base64', fn
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'content_base64',
+              DETAIL = SQLERRM, HINT = 'Encode the file''s bytes with standard base64 (RFC 4648).';
+    END;
+  END IF;
+
+  INSERT INTO intake.submissions AS s
+         (intake_method, requester_name, requester_email, request_description,
+          request_type, priority, assigned_team, customer_id, agreement_id, submitted_by)
+  VALUES (v_method, v_name, v_email, v_description, v_type, v_priority, v_team,
+          v_customer, v_agreement, enterprise_lab.request_subject())
+  RETURNING s.submission_id INTO v_submission;
+
+  SELECT jsonb_build_object('submission_id', v_submission,
+                            'service_request_id', r.id,
+                            'request_number', r.request_number,
+                            'event_id', e.id,
+                            'document_id', NULL)
+    INTO result
+    FROM source_system.service_requests r
+    JOIN integration.events e ON e.submission_id = r.submission_id AND e.event_type = 'RequestCreated'
+   WHERE r.submission_id = v_submission;
+
+  IF doc_content IS NOT NULL THEN
+    result := result || jsonb_build_object('document_id',
+      document_repo.upload_document(v_submission, doc_name, doc_type, doc_content, 'supporting_document'));
+  END IF;
+  RETURN result;
+END $$;
+
+CREATE OR REPLACE FUNCTION api.submission_detail(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'submission_detail';
+  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id']);
+  v_id uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', true);
+  emails boolean := enterprise_lab.api_may_see_emails();
+  see_documents boolean := enterprise_lab.api_may_see_documents();
+  submission jsonb;
+  request jsonb;
+  operational_case jsonb;
+  documents jsonb := '[]';
+  d record;
+  url text;
+BEGIN
+  SELECT to_jsonb(s) || jsonb_build_object(
+           'requester_email', CASE WHEN emails THEN s.requester_email END,
+           'customer_code', c.code, 'customer_name', c.name,
+           'agreement_number', a.agreement_number, 'agreement_name', a.name)
+    INTO submission
+    FROM intake.submissions s
+    JOIN reference.customers c ON c.id = s.customer_id
+    LEFT JOIN reference.agreements a ON a.id = s.agreement_id
+   WHERE s.submission_id = v_id;
+  IF NOT FOUND THEN
+    PERFORM enterprise_lab.api_not_found('submission', v_id);
+  END IF;
+
+  FOR d IN SELECT to_jsonb(x) AS doc, x.id, x.status FROM document_repo.documents x
+            WHERE x.submission_id = v_id ORDER BY x.uploaded_at, x.id LOOP
+    IF see_documents THEN
+      url := CASE WHEN d.status = 'stored' THEN document_repo.presigned_url(d.id, interval '15 minutes') END;
+      documents := documents || jsonb_build_array(d.doc || jsonb_build_object('download_url', url));
+    ELSE
+      documents := documents || jsonb_build_array(jsonb_build_object('id', d.id, 'download_url', NULL));
+    END IF;
+  END LOOP;
+
+  SELECT to_jsonb(r), to_jsonb(c) INTO request, operational_case
+    FROM source_system.service_requests r
+    LEFT JOIN operational.operation_cases c ON c.service_request_id = r.id
+   WHERE r.submission_id = v_id;
+
+  RETURN jsonb_build_object(
+    'submission', submission,
+    'service_request', request,
+    'case', operational_case,
+    'status_history', coalesce((SELECT jsonb_agg(to_jsonb(h) ORDER BY h.id)
+                                  FROM operational.case_status_history h
+                                 WHERE h.case_id = (operational_case ->> 'id')::uuid), '[]'),
+    'canonical', (SELECT to_jsonb(o) FROM canonical.business_objects o
+                   WHERE o.submission_id = v_id AND o.object_type = 'service_request'),
+    'documents', documents,
+    'events', coalesce((SELECT jsonb_agg(to_jsonb(e) ORDER BY e.seq)
+                          FROM integration.events e WHERE e.submission_id = v_id), '[]'),
+    'sync_logs', coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.id)
+                             FROM integration.sync_logs l WHERE l.submission_id = v_id), '[]'),
+    'lineage', coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.created_at, enterprise_lab.api_lineage_rank(l.from_type),
+                                          l.from_type, l.to_type, l.relationship)
+                           FROM canonical.lineage_records l WHERE l.submission_id = v_id), '[]'),
+    'deliveries', coalesce((SELECT jsonb_agg(to_jsonb(dl) - 'payload' || jsonb_build_object('subscription_name', sub.name)
+                                             ORDER BY dl.event_seq, sub.name)
+                              FROM integration.deliveries dl
+                              JOIN integration.subscriptions sub ON sub.id = dl.subscription_id
+                             WHERE dl.submission_id = v_id
+                               AND enterprise_lab.request_access() IN ('operator', 'auditor', 'admin')), '[]'));
+END $$;
+
+CREATE OR REPLACE FUNCTION api.lineage(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'lineage';
+  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id']);
+  v_submission uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', true);
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM intake.submissions WHERE submission_id = v_submission) THEN
+    PERFORM enterprise_lab.api_not_found('submission', v_submission);
+  END IF;
+  RETURN jsonb_build_object('items', coalesce((
+    SELECT jsonb_agg(jsonb_build_object('from_type', l.from_type, 'from_id', l.from_id,
+                                        'to_type', l.to_type, 'to_id', l.to_id,
+                                        'relationship', l.relationship, 'event_id', l.event_id,
+                                        'created_at', l.created_at)
+                     ORDER BY l.created_at, enterprise_lab.api_lineage_rank(l.from_type),
+                              l.from_type, l.to_type, l.relationship)
+      FROM canonical.lineage_records l WHERE l.submission_id = v_submission), '[]'));
+END $$;
+
+CREATE OR REPLACE FUNCTION api.health(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+BEGIN
+  PERFORM enterprise_lab.api_body('health', body, '{}');
+  -- Anyone may ask, as often as they like: the counts walk partial indexes
+  -- and stop at 10000, so an answer costs the same however many events
+  -- there are.
+  RETURN jsonb_build_object(
+    'status', 'ok',
+    'database', true,
+    'workers_running', (SELECT count(*) FROM integration.worker_status),
+    'pending_events', (SELECT count(*) FROM (SELECT FROM integration.events
+                         WHERE event_status IN ('pending', 'failed') LIMIT 10000) AS e),
+    'dead_letters', (SELECT count(*) FROM (SELECT FROM integration.events
+                       WHERE event_status = 'dead_letter' LIMIT 10000) AS e),
+    'version', (SELECT extversion FROM pg_extension WHERE extname = 'enterprise_lab'));
+END $$;
+
+CREATE OR REPLACE FUNCTION enterprise_lab.purge_completed_events(batch_size integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  retention interval := enterprise_lab.event_retention();
+  removed integer;
+BEGIN
+  IF batch_size IS NULL OR batch_size < 1 THEN
+    RAISE EXCEPTION 'batch_size must be at least 1'
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('The value given was %s.', coalesce(batch_size::text, 'NULL'));
+  END IF;
+  IF retention IS NULL THEN
+    RETURN 0;
+  END IF;
+
+  -- Only completed events: failed, dead-lettered and skipped events, the
+  -- failure sync logs, lineage and status history are kept.  SKIP LOCKED:
+  -- never wait for (or on) a worker.
+  WITH expired AS (
+    SELECT e.id
+      FROM integration.events e
+     WHERE e.event_status = 'completed' AND e.processed_at < now() - retention
+     ORDER BY e.processed_at
+     LIMIT batch_size
+       FOR UPDATE SKIP LOCKED
+  ), logs AS (
+    DELETE FROM integration.sync_logs l
+     USING expired
+     WHERE l.event_id = expired.id AND l.outcome = 'success'
+  )
+  DELETE FROM integration.events e
+   USING expired
+   WHERE e.id = expired.id;
+  GET DIAGNOSTICS removed = ROW_COUNT;
+  RETURN removed;
+END $$;
+
+CREATE OR REPLACE FUNCTION enterprise_lab.status() RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  retention interval := enterprise_lab.event_retention();   -- also loads the library and its GUCs
+  result jsonb;
+  s3 jsonb;
+  jobs jsonb;
+BEGIN
+  SELECT jsonb_build_object(
+           'version', (SELECT extversion FROM pg_extension WHERE extname = 'enterprise_lab'),
+           'database', current_database(),
+           'workers', jsonb_build_object(
+             'preloaded', 'enterprise_lab' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')),
+             'serving_this_database', current_setting('enterprise_lab.database', true) = current_database(),
+             'configured', current_setting('enterprise_lab.worker_count', true)::integer,
+             'running', (SELECT count(*) FROM integration.worker_status),
+             'detail', coalesce((SELECT jsonb_agg(to_jsonb(w) ORDER BY w.worker) FROM integration.worker_status w), '[]')),
+           'events', (SELECT jsonb_build_object(
+                        'pending', count(*) FILTER (WHERE event_status = 'pending'),
+                        'failed', count(*) FILTER (WHERE event_status = 'failed'),
+                        'dead_lettered', count(*) FILTER (WHERE event_status = 'dead_letter'),
+                        'oldest_pending_age_seconds',
+                          round(extract(epoch FROM now() - min(created_at) FILTER (WHERE event_status IN ('pending', 'failed'))), 3),
+                        'held_submissions', (SELECT count(*) FROM integration.held_submissions))
+                        FROM integration.events
+                       WHERE event_status IN ('pending', 'failed', 'dead_letter')),
+           'deliveries', jsonb_build_object(
+             'worker', (SELECT to_jsonb(w) FROM integration.delivery_worker_status w),
+             'subscriptions', (SELECT count(*) FROM integration.subscriptions),
+             'paused_subscriptions', (SELECT count(*) FROM integration.subscriptions WHERE paused_at IS NOT NULL),
+             'waiting', (SELECT count(*) FROM integration.deliveries WHERE status IN ('pending', 'failed')),
+             'in_flight', (SELECT count(*) FROM integration.deliveries WHERE status = 'in_flight'),
+             'dead_lettered', (SELECT count(*) FROM integration.deliveries WHERE status = 'dead_letter'),
+             'oldest_waiting_age_seconds',
+               (SELECT round(extract(epoch FROM now() - min(created_at)), 3) FROM integration.deliveries
+                 WHERE status IN ('pending', 'failed', 'in_flight'))),
+           'sla', jsonb_build_object(
+             'open_breaches', (SELECT coalesce(sum(open_breaches), 0) FROM dashboard.sla_metrics),
+             'overdue_cases', (SELECT coalesce(sum(overdue_cases), 0) FROM dashboard.sla_metrics)),
+           'event_retention_seconds', extract(epoch FROM retention)::bigint)
+    INTO result;
+
+  -- S3 reachability.  s3_health() reports S3 failures itself; anything
+  -- else (a missing privilege, say) must not keep status() from answering.
+  BEGIN
+    s3 := document_repo.s3_health();
+  EXCEPTION WHEN OTHERS THEN
+    s3 := jsonb_build_object('reachable', false, 'error', SQLERRM, 'sqlstate', SQLSTATE);
+  END;
+  result := result || jsonb_build_object('s3', s3);
+
+  -- Our pg_cron jobs and how their last run went, when pg_cron is here.
+  IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+    EXECUTE $q$
+      SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'jobid', j.jobid, 'jobname', j.jobname, 'schedule', j.schedule,
+               'command', j.command, 'active', j.active,
+               'last_status', r.status, 'last_start', r.start_time,
+               'last_message', r.return_message) ORDER BY j.jobname), '[]')
+        FROM cron.job j
+        LEFT JOIN LATERAL (SELECT d.status, d.start_time, d.return_message
+                             FROM cron.job_run_details d
+                            WHERE d.jobid = j.jobid
+                            ORDER BY d.start_time DESC NULLS LAST LIMIT 1) r ON true
+       WHERE j.jobname LIKE 'enterprise\_lab.%' AND j.database = current_database()
+    $q$ INTO jobs;
+  END IF;
+  RETURN result || jsonb_build_object('scheduled_jobs', jobs);
+END $$;
+
+CREATE OR REPLACE FUNCTION enterprise_lab.load_demo_data() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r record;
+  n integer := 0;
+  case_id uuid;
+BEGIN
+  FOR r IN SELECT * FROM (VALUES
+    ('Dana Example', 'dana@northwind.example.test', 'Grant VPN access to the new contractor starting Monday.', 'access_request', 'high', 'security', '10000000-0000-4000-8000-000000000001'::uuid, '20000000-0000-4000-8000-000000000001'::uuid, 'portal', 'in_progress'),
+    ('Lee Sample', 'lee@blueharbor.example.test', 'Shipment tracking page returns an error for every order.', 'incident', 'critical', 'operations', '10000000-0000-4000-8000-000000000002', '20000000-0000-4000-8000-000000000003', 'email', 'completed'),
+    ('Robin Test', 'robin@acmelabs.example.test', 'Increase the nightly export window to two hours.', 'service_change', 'medium', 'operations', '10000000-0000-4000-8000-000000000003', '20000000-0000-4000-8000-000000000004', 'portal', 'rejected'),
+    ('Sam Placeholder', 'sam@northwind.example.test', 'Monthly invoice summary for the managed services agreement.', 'information_request', 'low', 'finance_ops', '10000000-0000-4000-8000-000000000001', '20000000-0000-4000-8000-000000000001', 'api', 'open'),
+    ('Alex Demo', 'alex@blueharbor.example.test', 'Review the attached data processing addendum.', 'document_review', 'medium', 'service_desk', '10000000-0000-4000-8000-000000000002', NULL, 'portal', 'open')
+  ) AS v(name, email, description, rtype, prio, team, customer, agreement, method, target)
+  LOOP
+    PERFORM intake.submit_request(r.name, r.email, r.description, r.rtype, r.prio, r.team,
+                                  r.customer, r.agreement, r.method);
+    n := n + 1;
+  END LOOP;
+
+  -- Open the cases now, so the demo can show the workflow moving them.
+  PERFORM integration.process_events(100);
+  FOR r IN SELECT c.id, v.target
+             FROM operational.operation_cases c
+             JOIN source_system.service_requests s ON s.id = c.service_request_id
+             JOIN intake.submissions i ON i.submission_id = s.submission_id
+             JOIN (VALUES ('dana@northwind.example.test', 'in_progress'), ('lee@blueharbor.example.test', 'completed'),
+                          ('robin@acmelabs.example.test', 'rejected')) AS v(email, target)
+               ON v.email = i.requester_email
+            WHERE c.processing_status = 'open'
+  LOOP
+    IF r.target IN ('in_progress', 'completed') THEN
+      PERFORM operational.set_case_status(r.id, 'in_progress', 'demo.operator', 'picked up');
+    END IF;
+    IF r.target = 'completed' THEN
+      PERFORM operational.set_case_status(r.id, 'completed', 'demo.operator', 'fixed and verified');
+    ELSIF r.target = 'rejected' THEN
+      PERFORM operational.set_case_status(r.id, 'rejected', 'demo.operator', 'outside the agreement');
+    END IF;
+  END LOOP;
+  RETURN n;
+END $$;
+
+COMMENT ON FUNCTION api.submit_request(jsonb) IS
+  'Submit an intake request: {"requester_name", "requester_email", "request_description" (or "description"), "request_type", "priority", "assigned_team" (or "team"), "customer_id"? (default: the UNASSIGNED customer), "agreement_id"?, "intake_method"? (default portal), "document"?}, the document being {file_name, content_type, content_base64}. Creates the submission, its service request, the RequestCreated event and the document in one transaction. Returns their ids and the request number.';
+
+-- The count triggers of the two renamed status columns (21_counts.sql's
+-- template, unchanged).
+DO $do$
+DECLARE
+  t record;
+BEGIN
+  FOR t IN SELECT * FROM (VALUES
+      ('intake',        'intake.submissions',               'submissions',       'submission_status'),
+      ('integration',   'integration.events',               'events',            'event_status')
+    ) AS v(layer, tab, short, col)
+  LOOP
+    EXECUTE format($f$
+      CREATE OR REPLACE FUNCTION dashboard.%1$s() RETURNS trigger
+      LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+      DECLARE
+        -- Count statements of this transaction (a transaction-local setting).
+        statements integer := coalesce(nullif(current_setting('enterprise_lab_counts.statements', true), ''), '0')::integer;
+        this_part integer := statements / 64;
+        statuses text[];
+        deltas bigint[];
+      BEGIN
+        PERFORM set_config('enterprise_lab_counts.statements', (statements + 1)::text, true);
+        -- Once per backend (its slot may hold an earlier backend's parts)
+        -- and after a transaction that made parts.
+        IF statements = 0 AND current_setting('enterprise_lab_counts.folded', true) IS DISTINCT FROM 'yes' THEN
+          PERFORM enterprise_lab.fold_count_parts();
+        ELSIF statements = 64 THEN
+          PERFORM set_config('enterprise_lab_counts.folded', 'no', false);
+        END IF;
+        IF TG_OP = 'TRUNCATE' THEN
+          DELETE FROM dashboard.status_count_slots WHERE layer = %2$L;
+          RETURN NULL;
+        END IF;
+        -- Each branch names only the transition tables its event has.
+        IF TG_OP = 'INSERT' THEN
+          SELECT array_agg(d.status), array_agg(d.delta) INTO statuses, deltas
+            FROM (SELECT r.%3$I AS status, count(*) AS delta FROM new_rows r GROUP BY r.%3$I) d;
+        ELSIF TG_OP = 'DELETE' THEN
+          SELECT array_agg(d.status), array_agg(d.delta) INTO statuses, deltas
+            FROM (SELECT o.%3$I AS status, -count(*) AS delta FROM old_rows o GROUP BY o.%3$I) d;
+        ELSE
+          SELECT array_agg(d.status), array_agg(d.delta) INTO statuses, deltas
+            FROM (SELECT x.status, sum(x.delta)::bigint AS delta
+                    FROM (SELECT r.%3$I AS status, 1 AS delta FROM new_rows r
+                          UNION ALL
+                          SELECT o.%3$I, -1 FROM old_rows o) x
+                   GROUP BY x.status) d;
+        END IF;
+        IF statuses IS NOT NULL THEN
+          PERFORM enterprise_lab.add_status_counts(%2$L, this_part, statuses, deltas);
+        END IF;
+        RETURN NULL;
+      END $body$
+    $f$, 'count_' || t.short, t.layer, t.col);
+    EXECUTE format('COMMENT ON FUNCTION dashboard.%I() IS %L', 'count_' || t.short,
+                   format('Trigger: adds the rows per %s of %s changed by a statement to dashboard.status_count_slots.', t.col, t.tab));
+  END LOOP;
+END $do$;
+
+-- dashboard records
+-- api.events, api.sync_logs and api.lineage page through every
+-- submission's records (keyset: before_seq, before_id, before); document
+-- types are data (reference.document_types) and api.submit_request takes
+-- document.document_type; api.reference_data marks the agreements valid
+-- today and lists the document types.
+
+-- How a document is classified; the intake form's selector lists the active ones.
+CREATE TABLE reference.document_types (
+  code        text PRIMARY KEY CONSTRAINT document_types_code_format CHECK (code ~ '^[a-z][a-z0-9_]{0,62}$'),
+  name        text NOT NULL CONSTRAINT document_types_name_not_blank CHECK (name ~ '\S'),
+  description text,
+  active      boolean NOT NULL DEFAULT true,
+  seeded      boolean NOT NULL DEFAULT false,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE reference.document_types IS
+  'Classifications of supporting documents (document_repo.documents.document_type); api.submit_request accepts the active ones.';
+CREATE TRIGGER document_types_10_user_modified BEFORE UPDATE ON reference.document_types
+  FOR EACH ROW EXECUTE FUNCTION enterprise_lab.mark_user_modified();
+CREATE TRIGGER document_types_20_touch BEFORE UPDATE ON reference.document_types
+  FOR EACH ROW EXECUTE FUNCTION enterprise_lab.touch_updated_at();
+INSERT INTO reference.document_types (code, name, description, seeded) VALUES
+  ('supporting_document', 'Supporting document', 'Any document that explains the request.', true),
+  ('contract', 'Contract or agreement', 'A signed agreement, addendum or order form.', true),
+  ('invoice', 'Invoice', 'An invoice or billing statement.', true),
+  ('screenshot', 'Screenshot', 'A picture of what the requester sees.', true),
+  ('report', 'Report or export', 'A report, log or data export.', true);
+SELECT pg_catalog.pg_extension_config_dump('reference.document_types', '');
+GRANT SELECT ON reference.document_types TO lab_operator, lab_auditor, lab_admin;
+-- What 94_backup.sql attaches to every table with seed rows.
+CREATE TRIGGER document_types_05_restore_seeded BEFORE INSERT ON reference.document_types
+  FOR EACH ROW EXECUTE FUNCTION enterprise_lab.restore_seeded_row('code');
+ALTER TABLE reference.document_types ENABLE ALWAYS TRIGGER document_types_05_restore_seeded;
+CREATE TRIGGER document_types_90_remember_deleted AFTER DELETE ON reference.document_types
+  FOR EACH ROW EXECUTE FUNCTION enterprise_lab.remember_deleted_row('code');
+
+-- The global lineage table pages newest first off this index; the primary
+-- key's columns make the position of a row unique.
+CREATE INDEX lineage_records_created_idx
+  ON canonical.lineage_records (created_at, from_id, to_id, relationship);
+
+-- A page position: a positive whole JSON number, or absent.
+CREATE FUNCTION enterprise_lab.api_position(fn text, body jsonb, key text) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v jsonb := body -> key;
+  n numeric;
+BEGIN
+  IF v IS NULL OR jsonb_typeof(v) = 'null' THEN
+    RETURN NULL;
+  END IF;
+  IF jsonb_typeof(v) <> 'number' THEN
+    RAISE EXCEPTION '%: % must be a number', fn, key
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = key,
+            DETAIL = format('It is a JSON %s.', jsonb_typeof(v)),
+            HINT = 'Send the "next" object of the previous page back as it came.';
+  END IF;
+  n := v::numeric;
+  IF n <> trunc(n) OR n < 1 OR n > 9223372036854775807 THEN
+    RAISE EXCEPTION '%: % must be a whole number from 1 to 9223372036854775807', fn, key
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = key,
+            DETAIL = format('The value given was %s.', left(n::text, 40)),
+            HINT = 'Send the "next" object of the previous page back as it came.';
+  END IF;
+  RETURN n::bigint;
+END $$;
+COMMENT ON FUNCTION enterprise_lab.api_position(text, jsonb, text) IS
+  'api helper: an optional keyset position (a positive whole number; 22023 otherwise).';
+
+
+-- One event as the api shows it: every column, its request number and the
+-- commit-to-processed latency.
+CREATE FUNCTION enterprise_lab.api_event_row(e integration.events, request_number text) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT to_jsonb(e) || jsonb_build_object(
+           'event_id', e.id,
+           'request_number', request_number,
+           'latency_ms', round((extract(epoch FROM (e.processed_at - e.created_at)) * 1000)::numeric, 1))
+$$;
+COMMENT ON FUNCTION enterprise_lab.api_event_row(integration.events, text) IS
+  'api helper: an event as api.events returns it (its columns, event_id, request_number, latency_ms).';
+
+
+CREATE OR REPLACE FUNCTION api.events(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'events';
+  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id', 'status', 'limit', 'before_seq']);
+  v_submission uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', false);
+  v_status text := enterprise_lab.api_text(fn, b, 'status', false, 40);
+  v_limit integer := enterprise_lab.api_integer(fn, b, 'limit', 100, 1, 1000);
+  -- No position: from the newest.  A constant, never "IS NULL OR", so
+  -- the condition is always an index condition on seq.
+  v_before bigint := coalesce(enterprise_lab.api_position(fn, b, 'before_seq'), 9223372036854775807);
+  page jsonb[];
+BEGIN
+  IF v_status NOT IN ('pending', 'completed', 'failed', 'dead_letter', 'skipped') THEN
+    RAISE EXCEPTION '%: status "%" is not an event status', fn, v_status
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'status',
+            HINT = 'Use pending, completed, failed, dead_letter or skipped.';
+  END IF;
+  -- One row more than asked for says whether there is a next page.
+  IF v_submission IS NOT NULL THEN
+    SELECT array_agg(x ORDER BY (x ->> 'seq')::bigint DESC) INTO page
+      FROM (SELECT enterprise_lab.api_event_row(e, r.request_number) AS x
+              FROM integration.events e
+              LEFT JOIN source_system.service_requests r ON r.submission_id = e.submission_id
+             WHERE e.submission_id = v_submission AND e.seq < v_before
+               AND (v_status IS NULL OR e.event_status = v_status)
+             ORDER BY e.seq DESC LIMIT v_limit + 1) p;
+  ELSE
+    SELECT array_agg(x ORDER BY (x ->> 'seq')::bigint DESC) INTO page
+      FROM (SELECT enterprise_lab.api_event_row(e, r.request_number) AS x
+              FROM integration.events e
+              LEFT JOIN source_system.service_requests r ON r.submission_id = e.submission_id
+             WHERE e.seq < v_before
+               AND (v_status IS NULL OR e.event_status = v_status)
+             ORDER BY e.seq DESC LIMIT v_limit + 1) p;
+  END IF;
+  RETURN jsonb_build_object(
+    'limit', v_limit,
+    'items', coalesce(to_jsonb(page[1:v_limit]), '[]'),
+    'next', CASE WHEN cardinality(page) > v_limit
+                 THEN jsonb_build_object('before_seq', (page[v_limit] ->> 'seq')::bigint) END);
+END $$;
+COMMENT ON FUNCTION api.events(jsonb) IS
+  'Integration events, newest first, with request number, attempts, last error and latency: {"submission_id"?, "status"?, "limit"? (1..1000, default 100), "before_seq"?}. Returns {items, limit, next}: next is null on the last page, else the keys to add to the body for the next page.';
+
+
+CREATE OR REPLACE FUNCTION api.sync_logs(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'sync_logs';
+  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id', 'limit', 'before_id']);
+  v_submission uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', false);
+  v_limit integer := enterprise_lab.api_integer(fn, b, 'limit', 100, 1, 1000);
+  v_before bigint := coalesce(enterprise_lab.api_position(fn, b, 'before_id'), 9223372036854775807);
+  page jsonb[];
+BEGIN
+  IF v_submission IS NOT NULL THEN
+    SELECT array_agg(x ORDER BY (x ->> 'id')::bigint DESC) INTO page
+      FROM (SELECT to_jsonb(l) || jsonb_build_object('request_number', r.request_number) AS x
+              FROM integration.sync_logs l
+              LEFT JOIN source_system.service_requests r ON r.submission_id = l.submission_id
+             WHERE l.submission_id = v_submission AND l.id < v_before
+             ORDER BY l.id DESC LIMIT v_limit + 1) p;
+  ELSE
+    SELECT array_agg(x ORDER BY (x ->> 'id')::bigint DESC) INTO page
+      FROM (SELECT to_jsonb(l) || jsonb_build_object('request_number', r.request_number) AS x
+              FROM integration.sync_logs l
+              LEFT JOIN source_system.service_requests r ON r.submission_id = l.submission_id
+             WHERE l.id < v_before
+             ORDER BY l.id DESC LIMIT v_limit + 1) p;
+  END IF;
+  RETURN jsonb_build_object(
+    'limit', v_limit,
+    'items', coalesce(to_jsonb(page[1:v_limit]), '[]'),
+    'next', CASE WHEN cardinality(page) > v_limit
+                 THEN jsonb_build_object('before_id', (page[v_limit] ->> 'id')::bigint) END);
+END $$;
+COMMENT ON FUNCTION api.sync_logs(jsonb) IS
+  'Processing outcomes (sync logs), newest first, with request number: {"submission_id"?, "limit"? (1..1000, default 100), "before_id"?}. Returns {items, limit, next}: next is null on the last page, else the keys to add to the body for the next page.';
+
+
+-- One lineage edge as the api shows it.
+CREATE FUNCTION enterprise_lab.api_lineage_row(l canonical.lineage_records, request_number text) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT jsonb_build_object('submission_id', l.submission_id, 'from_type', l.from_type, 'from_id', l.from_id,
+                            'to_type', l.to_type, 'to_id', l.to_id, 'relationship', l.relationship,
+                            'event_id', l.event_id, 'created_at', l.created_at)
+         || CASE WHEN request_number IS NOT NULL THEN jsonb_build_object('request_number', request_number) ELSE '{}' END
+$$;
+COMMENT ON FUNCTION enterprise_lab.api_lineage_row(canonical.lineage_records, text) IS
+  'api helper: a lineage edge as api.lineage returns it.';
+
+
+CREATE OR REPLACE FUNCTION api.lineage(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'lineage';
+  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id', 'limit', 'before']);
+  v_submission uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', false);
+  v_limit integer := enterprise_lab.api_integer(fn, b, 'limit', 100, 1, 1000);
+  before jsonb := b -> 'before';
+  c_at timestamptz;
+  c_from uuid;
+  c_to uuid;
+  c_rel text;
+  page jsonb[];
+BEGIN
+  IF v_submission IS NOT NULL THEN
+    IF b ? 'before' OR b ? 'limit' THEN
+      RAISE EXCEPTION '%: one submission''s lineage is not paged', fn
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = CASE WHEN b ? 'before' THEN 'before' ELSE 'limit' END,
+              HINT = 'Send {"submission_id"} alone, or leave it out to page through every submission''s lineage.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM intake.submissions WHERE submission_id = v_submission) THEN
+      PERFORM enterprise_lab.api_not_found('submission', v_submission);
+    END IF;
+    RETURN jsonb_build_object('items', coalesce((
+      SELECT jsonb_agg(enterprise_lab.api_lineage_row(l, NULL)
+                       ORDER BY l.created_at, enterprise_lab.api_lineage_rank(l.from_type),
+                                l.from_type, l.to_type, l.relationship)
+        FROM canonical.lineage_records l WHERE l.submission_id = v_submission), '[]'),
+      'next', NULL);
+  END IF;
+
+  IF before IS NOT NULL AND jsonb_typeof(before) <> 'null' THEN
+    IF jsonb_typeof(before) <> 'object' THEN
+      RAISE EXCEPTION '%: before must be an object', fn
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'before',
+              DETAIL = format('It is a JSON %s.', jsonb_typeof(before)),
+              HINT = 'Send the "next" object of the previous page back as it came.';
+    END IF;
+    PERFORM enterprise_lab.api_body(fn || ' before', before, ARRAY['created_at', 'from_id', 'to_id', 'relationship']);
+    BEGIN
+      c_at := enterprise_lab.api_text(fn, before, 'created_at', true, 64)::timestamptz;
+    EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
+      RAISE EXCEPTION '%: before.created_at is not a timestamp', fn
+        USING ERRCODE = 'invalid_datetime_format', COLUMN = 'created_at', DETAIL = SQLERRM,
+              HINT = 'Send the "next" object of the previous page back as it came.';
+    END;
+    c_from := enterprise_lab.api_uuid(fn, before, 'from_id', true);
+    c_to := enterprise_lab.api_uuid(fn, before, 'to_id', true);
+    c_rel := enterprise_lab.api_text(fn, before, 'relationship', true, 200);
+    SELECT array_agg(x ORDER BY n) INTO page
+      FROM (SELECT enterprise_lab.api_lineage_row(l, r.request_number) AS x,
+                   row_number() OVER (ORDER BY l.created_at DESC, l.from_id DESC, l.to_id DESC, l.relationship DESC) AS n
+              FROM (SELECT * FROM canonical.lineage_records l
+                     WHERE (l.created_at, l.from_id, l.to_id, l.relationship) < (c_at, c_from, c_to, c_rel)
+                     ORDER BY l.created_at DESC, l.from_id DESC, l.to_id DESC, l.relationship DESC
+                     LIMIT v_limit + 1) l
+              LEFT JOIN source_system.service_requests r ON r.submission_id = l.submission_id) p;
+  ELSE
+    SELECT array_agg(x ORDER BY n) INTO page
+      FROM (SELECT enterprise_lab.api_lineage_row(l, r.request_number) AS x,
+                   row_number() OVER (ORDER BY l.created_at DESC, l.from_id DESC, l.to_id DESC, l.relationship DESC) AS n
+              FROM (SELECT * FROM canonical.lineage_records l
+                     ORDER BY l.created_at DESC, l.from_id DESC, l.to_id DESC, l.relationship DESC
+                     LIMIT v_limit + 1) l
+              LEFT JOIN source_system.service_requests r ON r.submission_id = l.submission_id) p;
+  END IF;
+  RETURN jsonb_build_object(
+    'limit', v_limit,
+    'items', coalesce(to_jsonb(page[1:v_limit]), '[]'),
+    'next', CASE WHEN cardinality(page) > v_limit
+                 THEN jsonb_build_object('before', page[v_limit] - 'submission_id' - 'request_number' - 'from_type'
+                                                   - 'to_type' - 'event_id') END);
+END $$;
+COMMENT ON FUNCTION api.lineage(jsonb) IS
+  'Lineage edges (service_request -> operation_case -> business_object, documents): {"submission_id"} -> every edge of one submission in lifecycle order (404 when unknown); without it every submission''s, newest first, with request number: {"limit"? (1..1000, default 100), "before"?}. Returns {items, limit, next}: next is null on the last page, else the keys to add to the body for the next page.';
+
+
+REVOKE ALL ON FUNCTION api.events(jsonb), api.sync_logs(jsonb), api.lineage(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api.events(jsonb), api.sync_logs(jsonb), api.lineage(jsonb)
+  TO lab_anon, lab_operator, lab_auditor, lab_admin;
+
+CREATE OR REPLACE FUNCTION api.reference_data(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+BEGIN
+  PERFORM enterprise_lab.api_body('reference_data', body, '{}');
+  RETURN jsonb_build_object(
+    'customers', coalesce((
+      SELECT jsonb_agg(jsonb_build_object(
+               'id', c.id, 'code', c.code, 'name', c.name, 'status', c.status,
+               'agreements', coalesce((
+                 SELECT jsonb_agg(jsonb_build_object(
+                          'id', a.id, 'agreement_number', a.agreement_number, 'name', a.name,
+                          'valid_from', a.valid_from, 'valid_to', a.valid_to, 'status', a.status,
+                          -- What intake.validate_submission accepts today.
+                          'current', a.status = 'active' AND current_date >= a.valid_from
+                                     AND (a.valid_to IS NULL OR current_date <= a.valid_to))
+                        ORDER BY a.agreement_number)
+                   FROM reference.agreements a WHERE a.customer_id = c.id), '[]'))
+             ORDER BY c.name)
+        FROM reference.customers c), '[]'),
+    'request_types', coalesce((
+      SELECT jsonb_agg(jsonb_build_object('code', t.code, 'name', t.name, 'canonical_category', t.canonical_category,
+                                          'description', t.description) ORDER BY t.name)
+        FROM reference.request_types t WHERE t.active), '[]'),
+    'priorities', coalesce((
+      SELECT jsonb_agg(jsonb_build_object('code', p.code, 'name', p.name, 'rank', p.rank) ORDER BY p.rank)
+        FROM reference.priorities p), '[]'),
+    'teams', coalesce((
+      SELECT jsonb_agg(jsonb_build_object('code', t.code, 'name', t.name) ORDER BY t.name)
+        FROM reference.teams t WHERE t.active), '[]'),
+    'case_statuses', coalesce((
+      SELECT jsonb_agg(jsonb_build_object('status', s.status, 'is_terminal', s.is_terminal,
+                                          'description', s.description, 'canonical_status', m.canonical_status)
+                       ORDER BY s.is_terminal, s.status)
+        FROM operational.case_statuses s LEFT JOIN canonical.status_map m ON m.operational_status = s.status), '[]'),
+    'transitions', coalesce((
+      SELECT jsonb_agg(jsonb_build_object('from_status', t.from_status, 'to_status', t.to_status)
+                       ORDER BY t.from_status, t.to_status)
+        FROM operational.status_transitions t), '[]'),
+    'intake_methods', coalesce((
+      SELECT jsonb_agg(m.code ORDER BY m.code COLLATE "C") FROM reference.intake_methods m WHERE m.active), '[]'),
+    'document_types', jsonb_build_object(
+      'extensions', '["pdf", "txt", "csv", "png", "jpg", "jpeg"]'::jsonb,
+      'content_types', '["application/pdf", "text/plain", "text/csv", "image/png", "image/jpeg"]'::jsonb,
+      'max_size', pg_size_bytes(coalesce(current_setting('enterprise_lab.max_document_size', true), '10MB')),
+      'types', coalesce((
+        SELECT jsonb_agg(jsonb_build_object('code', t.code, 'name', t.name, 'description', t.description)
+                         ORDER BY t.code <> 'supporting_document', t.name)
+          FROM reference.document_types t WHERE t.active), '[]')));
+END $$;
+COMMENT ON FUNCTION api.reference_data(jsonb) IS
+  'Everything the intake form and the workflow panel choose from: customers (status) with their agreements (current: active and valid today), request types, priorities, teams, case statuses, allowed transitions, document types (the accepted files, and the classifications in types). Body: {}.';
+
+
+CREATE OR REPLACE FUNCTION api.submit_request(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'submit_request';
+  b jsonb := enterprise_lab.api_body(fn, body,
+               ARRAY['requester_name', 'requester_email', 'request_description', 'description', 'request_type',
+                     'priority', 'assigned_team', 'team', 'customer_id', 'agreement_id', 'intake_method', 'document']);
+  v_name text := enterprise_lab.api_text(fn, b, 'requester_name', true, 200);
+  v_email text := enterprise_lab.api_text(fn, b, 'requester_email', true, 254);
+  -- The original lab's keys (request_description, assigned_team), or the
+  -- shorter ones (description, team); a missing one is named by the first.
+  v_description text := coalesce(enterprise_lab.api_text(fn, b, 'request_description', false, 4000),
+                                 enterprise_lab.api_text(fn, b, CASE WHEN b ? 'description' THEN 'description' ELSE 'request_description' END, true, 4000));
+  v_type text := enterprise_lab.api_text(fn, b, 'request_type', true, 40);
+  v_priority text := enterprise_lab.api_text(fn, b, 'priority', true, 40);
+  v_team text := coalesce(enterprise_lab.api_text(fn, b, 'assigned_team', false, 40),
+                          enterprise_lab.api_text(fn, b, CASE WHEN b ? 'team' THEN 'team' ELSE 'assigned_team' END, true, 40));
+  -- The original lab's body names no customer: the seeded UNASSIGNED one.
+  v_customer uuid := coalesce(enterprise_lab.api_uuid(fn, b, 'customer_id', false), '10000000-0000-4000-8000-000000000000');
+  v_agreement uuid := enterprise_lab.api_uuid(fn, b, 'agreement_id', false);
+  v_method text := coalesce(enterprise_lab.api_text(fn, b, 'intake_method', false, 40), 'portal');
+  doc jsonb := b -> 'document';
+  doc_name text;
+  doc_type text;
+  doc_class text;
+  doc_base64 text;
+  doc_content bytea;
+  max_size bigint := pg_size_bytes(coalesce(current_setting('enterprise_lab.max_document_size', true), '10MB'));
+  v_submission uuid;
+  result jsonb;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM reference.intake_methods m WHERE m.code = v_method AND m.active) THEN
+    RAISE EXCEPTION '%: intake_method "%" is not known', fn, v_method
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'intake_method',
+            DETAIL = format('Known intake methods: %s.', (SELECT string_agg(m.code, ', ' ORDER BY m.code COLLATE "C")
+                                                            FROM reference.intake_methods m WHERE m.active)),
+            HINT = 'Choose one of reference.intake_methods.';
+  END IF;
+
+  IF doc IS NOT NULL AND jsonb_typeof(doc) <> 'null' THEN
+    IF jsonb_typeof(doc) <> 'object' THEN
+      RAISE EXCEPTION '%: document must be an object', fn
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'document',
+              DETAIL = format('It is a JSON %s.', jsonb_typeof(doc)),
+              HINT = 'Send {"file_name": ..., "content_type": ..., "content_base64": ...}.';
+    END IF;
+    PERFORM enterprise_lab.api_body(fn || ' document', doc, ARRAY['file_name', 'content_type', 'content_base64', 'document_type']);
+    doc_name := enterprise_lab.api_text(fn, doc, 'file_name', true, 255);
+    doc_type := enterprise_lab.api_text(fn, doc, 'content_type', true, 100);
+    doc_class := coalesce(enterprise_lab.api_text(fn, doc, 'document_type', false, 63), 'supporting_document');
+    IF NOT EXISTS (SELECT 1 FROM reference.document_types t WHERE t.code = doc_class AND t.active) THEN
+      RAISE EXCEPTION '%: document_type "%" is not known', fn, doc_class
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'document_type',
+              DETAIL = format('Known document types: %s.', (SELECT string_agg(t.code, ', ' ORDER BY t.code COLLATE "C")
+                                                              FROM reference.document_types t WHERE t.active)),
+              HINT = 'Choose one of reference.document_types, or leave it out for supporting_document.';
+    END IF;
+    -- base64 is 4 characters per 3 bytes, plus line breaks some encoders add.
+    doc_base64 := enterprise_lab.api_text(fn, doc, 'content_base64', true,
+                                          ((max_size + 2) / 3 * 4 + (max_size / 57 + 1) * 2)::integer);
+    BEGIN
+      doc_content := decode(doc_base64, 'base64');
+    EXCEPTION WHEN invalid_parameter_value THEN
+      RAISE EXCEPTION '%: document.content_base64 is not valid base64', fn
+        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'content_base64',
+              DETAIL = SQLERRM, HINT = 'Encode the file''s bytes with standard base64 (RFC 4648).';
+    END;
+  END IF;
+
+  INSERT INTO intake.submissions AS s
+         (intake_method, requester_name, requester_email, request_description,
+          request_type, priority, assigned_team, customer_id, agreement_id, submitted_by)
+  VALUES (v_method, v_name, v_email, v_description, v_type, v_priority, v_team,
+          v_customer, v_agreement, enterprise_lab.request_subject())
+  RETURNING s.submission_id INTO v_submission;
+
+  SELECT jsonb_build_object('submission_id', v_submission,
+                            'service_request_id', r.id,
+                            'request_number', r.request_number,
+                            'event_id', e.id,
+                            'document_id', NULL)
+    INTO result
+    FROM source_system.service_requests r
+    JOIN integration.events e ON e.submission_id = r.submission_id AND e.event_type = 'RequestCreated'
+   WHERE r.submission_id = v_submission;
+
+  IF doc_content IS NOT NULL THEN
+    result := result || jsonb_build_object('document_id',
+      document_repo.upload_document(v_submission, doc_name, doc_type, doc_content, doc_class));
+  END IF;
+  RETURN result;
+END $$;
+COMMENT ON FUNCTION api.submit_request(jsonb) IS
+  'Submit an intake request: {"requester_name", "requester_email", "request_description" (or "description"), "request_type", "priority", "assigned_team" (or "team"), "customer_id"? (default: the UNASSIGNED customer), "agreement_id"?, "intake_method"? (default portal), "document"?}, the document being {file_name, content_type, content_base64, document_type? (from reference.document_types, default supporting_document)}. Creates the submission, its service request, the RequestCreated event and the document in one transaction. Returns their ids and the request number.';
+
+-- original routes
+--
+-- api.original_*: the original lab's HTTP routes as api functions (src/sql/32_api_original.sql).
+
+-- Rename keys of a JSON object, old name -> original name, where the old
+-- name is present and the original one is not.
+CREATE FUNCTION enterprise_lab.api_original_keys(obj jsonb, pairs text[]) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  i integer;
+BEGIN
+  IF jsonb_typeof(obj) IS DISTINCT FROM 'object' THEN
+    RETURN obj;
+  END IF;
+  FOR i IN 1 .. coalesce(array_length(pairs, 1), 0) LOOP
+    IF obj ? pairs[i][1] AND NOT obj ? pairs[i][2] THEN
+      obj := obj - pairs[i][1] || jsonb_build_object(pairs[i][2], obj -> pairs[i][1]);
+    END IF;
+  END LOOP;
+  RETURN obj;
+END $$;
+COMMENT ON FUNCTION enterprise_lab.api_original_keys(jsonb, text[]) IS
+  'api helper: renames keys of a JSON object (pairs {{old, original}, ...}) where the old key is present and the original one is not.';
+
+-- A row of api.submissions' list with the original's names (the table
+-- has them; the list keeps the shorter ones /rpc/submissions answers with).
+CREATE FUNCTION enterprise_lab.api_original_submission(obj jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT enterprise_lab.api_original_keys(obj,
+    '{{team,assigned_team},{intake_status,submission_status},{submitted_at,created_at}}')
+$$;
+COMMENT ON FUNCTION enterprise_lab.api_original_submission(jsonb) IS
+  'api helper: a submission of api.submissions with the original lab''s names (assigned_team, submission_status, created_at).';
+
+-- Paging of the list routes: limit 1..200 (default 50), offset >= 0.
+CREATE FUNCTION enterprise_lab.api_original_page(fn text, body jsonb, OUT page_limit integer, OUT page_offset integer)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT enterprise_lab.api_integer(fn, body, 'limit', 50, 1, 200),
+         enterprise_lab.api_integer(fn, body, 'offset', 0, 0, 1000000000)
+$$;
+COMMENT ON FUNCTION enterprise_lab.api_original_page(text, jsonb) IS
+  'api helper: limit (1..200, default 50) and offset (>= 0, default 0) of a list route; 22023 out of range.';
+
+
+CREATE FUNCTION api.original_submit_request(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'original_submit_request';
+  b jsonb := enterprise_lab.api_body(fn, body,
+               ARRAY['intake_method', 'requester_name', 'requester_email', 'request_description', 'request_type',
+                     'priority', 'assigned_team', 'customer_id', 'agreement_id', 'document']);
+  result jsonb;
+BEGIN
+  -- api.submit_request takes the original's keys (and files a request
+  -- without customer_id under the UNASSIGNED customer).
+  result := api.submit_request(b);
+  RETURN result || (SELECT jsonb_build_object('submission_status', s.submission_status)
+                      FROM intake.submissions s WHERE s.submission_id = (result ->> 'submission_id')::uuid);
+END $$;
+COMMENT ON FUNCTION api.original_submit_request(jsonb) IS
+  'POST /intake/submissions of the original: {"intake_method"?, "requester_name", "requester_email", "request_description", "request_type", "priority", "assigned_team", "customer_id"?, "agreement_id"?, "document"?}; runs api.submit_request (without customer_id: the UNASSIGNED customer) and adds the submission_status.';
+
+
+CREATE FUNCTION api.original_set_case_status(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'original_set_case_status';
+  b jsonb := enterprise_lab.api_body(fn, body,
+               ARRAY['operation_case_id', 'new_status', 'changed_by', 'change_reason']);
+  v_changed_by text := enterprise_lab.api_text(fn, b, 'changed_by', false, 200);
+  claims text := current_setting('request.jwt.claims', true);
+  result jsonb;
+BEGIN
+  -- changed_by is taken as given only from a caller who may act for
+  -- others (an admin whose token the gateway or PostgREST checked);
+  -- everyone else is recorded as the token's subject.
+  IF v_changed_by IS NOT NULL AND enterprise_lab.request_access() = 'admin'
+     AND enterprise_lab.request_trusts_claims() THEN
+    PERFORM set_config('request.jwt.claims',
+                       (enterprise_lab.request_claims() || jsonb_build_object('sub', v_changed_by))::text, true);
+  END IF;
+  result := api.set_case_status(jsonb_strip_nulls(jsonb_build_object(
+              'case_id', b -> 'operation_case_id', 'new_status', b -> 'new_status',
+              'reason', b -> 'change_reason')));
+  PERFORM set_config('request.jwt.claims', coalesce(claims, ''), true);
+  RETURN enterprise_lab.api_original_keys(result,
+           '{{case_id,operation_case_id},{team,assigned_team},{processing_status,new_status}}');
+END $$;
+COMMENT ON FUNCTION api.original_set_case_status(jsonb) IS
+  'PATCH /operational/cases/{operation_case_id}/status of the original: {"operation_case_id", "new_status", "changed_by"?, "change_reason"?}; runs api.set_case_status. changed_by is recorded as given for admins, otherwise the token''s subject is.';
+
+
+CREATE FUNCTION api.original_submissions(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'original_submissions';
+  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['limit', 'offset']);
+  page record := enterprise_lab.api_original_page(fn, b);
+BEGIN
+  RETURN coalesce((
+    SELECT jsonb_agg(enterprise_lab.api_original_submission(i) ORDER BY n)
+      FROM jsonb_array_elements(api.submissions(jsonb_build_object('limit', page.page_limit,
+                                                                   'offset', page.page_offset)) -> 'items')
+           WITH ORDINALITY AS x(i, n)), '[]');
+END $$;
+COMMENT ON FUNCTION api.original_submissions(jsonb) IS
+  'GET /dashboard/submissions of the original: the submissions with their lifecycle, newest first, {"limit"? (1..200, default 50), "offset"?}; runs api.submissions.';
+
+
+CREATE FUNCTION api.original_submission(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'original_submission';
+  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id']);
+  d jsonb := api.submission_detail(b);
+BEGIN
+  RETURN d || jsonb_build_object(
+    'case', enterprise_lab.api_original_keys(d -> 'case', '{{id,operation_case_id}}'),
+    'events', coalesce((SELECT jsonb_agg(enterprise_lab.api_original_keys(e, '{{id,event_id}}') ORDER BY n)
+                          FROM jsonb_array_elements(d -> 'events') WITH ORDINALITY AS x(e, n)), '[]'));
+END $$;
+COMMENT ON FUNCTION api.original_submission(jsonb) IS
+  'GET /dashboard/submissions/{submission_id} of the original: one submission across every layer, {"submission_id"}; runs api.submission_detail.';
+
+
+CREATE FUNCTION api.original_events(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'original_events';
+  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['limit', 'offset']);
+  page record := enterprise_lab.api_original_page(fn, b);
+BEGIN
+  RETURN coalesce((
+    SELECT jsonb_agg(enterprise_lab.api_original_keys(to_jsonb(e), '{{id,event_id}}')
+                     ORDER BY e.seq DESC)
+      FROM (SELECT * FROM integration.events ORDER BY seq DESC
+             LIMIT page.page_limit OFFSET page.page_offset) e), '[]');
+END $$;
+COMMENT ON FUNCTION api.original_events(jsonb) IS
+  'GET /dashboard/events of the original: integration events of every submission, newest first, {"limit"? (1..200, default 50), "offset"?}.';
+
+
+CREATE FUNCTION api.original_sync_logs(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'original_sync_logs';
+  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['limit', 'offset']);
+  page record := enterprise_lab.api_original_page(fn, b);
+BEGIN
+  RETURN coalesce((
+    SELECT jsonb_agg(enterprise_lab.api_original_keys(to_jsonb(l), '{{id,sync_log_id}}') ORDER BY l.id DESC)
+      FROM (SELECT * FROM integration.sync_logs ORDER BY id DESC
+             LIMIT page.page_limit OFFSET page.page_offset) l), '[]');
+END $$;
+COMMENT ON FUNCTION api.original_sync_logs(jsonb) IS
+  'GET /dashboard/sync-logs of the original: processing outcomes of every submission, newest first, {"limit"? (1..200, default 50), "offset"?}.';
+
+
+CREATE FUNCTION api.original_lineage(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'original_lineage';
+  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['limit', 'offset']);
+  page record := enterprise_lab.api_original_page(fn, b);
+BEGIN
+  RETURN coalesce((
+    SELECT jsonb_agg(to_jsonb(l) ORDER BY l.created_at DESC, l.from_id DESC, l.to_id DESC, l.relationship DESC)
+      FROM (SELECT * FROM canonical.lineage_records r
+             -- lineage_records_created_idx, read backwards
+             ORDER BY r.created_at DESC, r.from_id DESC, r.to_id DESC, r.relationship DESC
+             LIMIT page.page_limit OFFSET page.page_offset) l), '[]');
+END $$;
+COMMENT ON FUNCTION api.original_lineage(jsonb) IS
+  'GET /dashboard/lineage of the original: lineage records of every submission, newest first, {"limit"? (1..200, default 50), "offset"?}.';
+
+
+-- The reference reads: the lists of api.reference_data, one route each.
+CREATE FUNCTION api.original_reference(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'original_reference';
+  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['list']);
+  v_list text := enterprise_lab.api_text(fn, b, 'list', true, 40);
+  ref jsonb;
+BEGIN
+  IF v_list NOT IN ('customers', 'agreements', 'request_types', 'priorities', 'teams') THEN
+    RAISE EXCEPTION '%: list "%" is not known', fn, v_list
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'list',
+            HINT = 'Use customers, agreements, request_types, priorities or teams.';
+  END IF;
+  ref := api.reference_data('{}');
+  IF v_list = 'customers' THEN
+    RETURN coalesce((SELECT jsonb_agg(enterprise_lab.api_original_keys(c - 'agreements', '{{id,customer_id}}') ORDER BY n)
+                       FROM jsonb_array_elements(ref -> 'customers') WITH ORDINALITY AS x(c, n)), '[]');
+  ELSIF v_list = 'agreements' THEN
+    RETURN coalesce((SELECT jsonb_agg(enterprise_lab.api_original_keys(a, '{{id,agreement_id}}')
+                                      || jsonb_build_object('customer_id', c -> 'id') ORDER BY n, m)
+                       FROM jsonb_array_elements(ref -> 'customers') WITH ORDINALITY AS x(c, n),
+                            jsonb_array_elements(c -> 'agreements') WITH ORDINALITY AS y(a, m)), '[]');
+  END IF;
+  RETURN ref -> v_list;
+END $$;
+COMMENT ON FUNCTION api.original_reference(jsonb) IS
+  'GET /reference/{customers,agreements,request-types,priorities,teams} of the original: {"list"}, one list of api.reference_data.';
+
+
+REVOKE ALL ON FUNCTION api.original_submit_request(jsonb), api.original_set_case_status(jsonb),
+  api.original_submissions(jsonb), api.original_submission(jsonb), api.original_events(jsonb),
+  api.original_sync_logs(jsonb), api.original_lineage(jsonb), api.original_reference(jsonb)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api.original_submit_request(jsonb), api.original_submissions(jsonb),
+  api.original_submission(jsonb), api.original_events(jsonb), api.original_sync_logs(jsonb),
+  api.original_lineage(jsonb), api.original_reference(jsonb)
+  TO lab_anon, lab_operator, lab_auditor, lab_admin;
+GRANT EXECUTE ON FUNCTION api.original_set_case_status(jsonb) TO lab_operator, lab_admin;
