@@ -36,7 +36,18 @@ install-web:
 	rm -rf '$(WEB_DIR)' && $(MKDIR_P) '$(WEB_DIR)'
 	if [ -d web ]; then cd web && find . -type f ! -name '.*' | while read -r f; do \
 	  $(MKDIR_P) "$(WEB_DIR)/$$(dirname "$$f")" && $(INSTALL_DATA) "$$f" "$(WEB_DIR)/$$f" || exit 1; done; fi
+
+# Swagger UI for GET /docs: the files of npm's swagger-ui-dist
+# (scripts/install-deps puts it in .deps/).  A packager points
+# SWAGGER_UI_DIST at its own copy; without one /docs says it is missing.
+SWAGGER_UI_DIST ?= .deps/node_modules/swagger-ui-dist
+SWAGGER_UI_FILES = swagger-ui-bundle.js swagger-ui.css LICENSE NOTICE
+install: install-swagger-ui
+install-swagger-ui: install-web
+	if [ -f '$(SWAGGER_UI_DIST)/swagger-ui-bundle.js' ]; then \
+	  for f in $(SWAGGER_UI_FILES); do $(INSTALL_DATA) '$(SWAGGER_UI_DIST)'/$$f '$(WEB_DIR)/docs/' || exit 1; done; \
+	else echo "warning: no swagger-ui-dist in $(SWAGGER_UI_DIST): GET /docs will only link to /openapi.json (run scripts/install-deps)"; fi
 uninstall: uninstall-web
 uninstall-web:
 	rm -rf '$(WEB_DIR)'
-.PHONY: install-web uninstall-web
+.PHONY: install-web install-swagger-ui uninstall-web

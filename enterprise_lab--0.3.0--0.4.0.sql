@@ -1431,3 +1431,350 @@ GRANT EXECUTE ON FUNCTION api.original_submit_request(jsonb), api.original_submi
   api.original_lineage(jsonb), api.original_reference(jsonb)
   TO lab_anon, lab_operator, lab_auditor, lab_admin;
 GRANT EXECUTE ON FUNCTION api.original_set_case_status(jsonb) TO lab_operator, lab_admin;
+
+-- metrics
+
+CREATE FUNCTION api.queue_metrics(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+BEGIN
+  PERFORM enterprise_lab.api_body('queue_metrics', body, '{}');
+  RETURN jsonb_build_object(
+    -- Every status, 0 included, so a series does not vanish when it empties.
+    'events', (SELECT jsonb_object_agg(s.status, coalesce(c.n, 0) ORDER BY s.status)
+                 FROM (SELECT unnest(ARRAY['pending', 'completed', 'failed', 'dead_letter', 'skipped']) AS status
+                       UNION
+                       SELECT status FROM dashboard.status_count_slots WHERE layer = 'integration') s
+                 LEFT JOIN (SELECT status, sum(count)::bigint AS n FROM dashboard.status_count_slots
+                             WHERE layer = 'integration' GROUP BY status) c USING (status)),
+    'pending', (SELECT coalesce(sum(count), 0)::bigint FROM dashboard.status_count_slots
+                 WHERE layer = 'integration' AND status IN ('pending', 'failed')),
+    'oldest_pending_age_seconds',
+      coalesce((SELECT extract(epoch FROM now() - e.created_at)
+                  FROM integration.events e WHERE e.event_status IN ('pending', 'failed')
+                 ORDER BY e.seq LIMIT 1), 0));
+END $$;
+COMMENT ON FUNCTION api.queue_metrics(jsonb) IS
+  'Queue numbers for monitoring, each read at a fixed cost: {"events": {status: count, ...} (maintained counts), "pending": events pending or awaiting a retry, "oldest_pending_age_seconds": age of the oldest of them (0 when none)}. GET /metrics serves them in Prometheus'' format. Body: {}.';
+REVOKE ALL ON FUNCTION api.queue_metrics(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api.queue_metrics(jsonb) TO lab_anon, lab_operator, lab_auditor, lab_admin;
+
+-- openapi
+
+CREATE FUNCTION enterprise_lab.http_routes(
+  OUT method text, OUT path text, OUT api_function text, OUT summary text,
+  OUT query_parameters text, OUT content_types text, OUT needs_token boolean, OUT ok_status integer)
+RETURNS SETOF record
+  AS 'MODULE_PATHNAME', 'el_http_routes' LANGUAGE C STABLE;
+COMMENT ON FUNCTION enterprise_lab.http_routes() IS
+  'The built-in gateway''s routes besides POST /rpc/<name>, from its route table: method, path ({name} marks a path parameter), the api function it calls, a summary (NULL: the function''s COMMENT), query parameters and request content types (comma-separated; NULL content types: application/json), whether it needs a token, and the status of a success.';
+
+-- The summary of an operation: the first sentence of a description.
+CREATE FUNCTION enterprise_lab.openapi_summary(description text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT left(coalesce(substring(description FROM '^(.*?)[.:](\s|$)'), description), 120)
+$$;
+COMMENT ON FUNCTION enterprise_lab.openapi_summary(text) IS
+  'api.openapi() helper: the first sentence of a COMMENT (up to its first period or colon, without it), at most 120 characters.';
+
+CREATE FUNCTION enterprise_lab.openapi_document(routes jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  anon name := coalesce(nullif(current_setting('enterprise_lab.http_anon_role', true), ''), 'lab_anon');
+  -- PostgREST's statuses for SQLSTATEs (src/http_response.c), each with its error body.
+  errors constant jsonb := jsonb_build_object(
+    '400', jsonb_build_object('$ref', '#/components/responses/BadRequest'),
+    '401', jsonb_build_object('$ref', '#/components/responses/Unauthorized'),
+    '403', jsonb_build_object('$ref', '#/components/responses/Forbidden'),
+    '404', jsonb_build_object('$ref', '#/components/responses/NotFound'),
+    '409', jsonb_build_object('$ref', '#/components/responses/Conflict'),
+    '413', jsonb_build_object('$ref', '#/components/responses/ContentTooLarge'),
+    '500', jsonb_build_object('$ref', '#/components/responses/ServerError'),
+    '503', jsonb_build_object('$ref', '#/components/responses/Unavailable'));
+  ok constant jsonb := jsonb_build_object('200', jsonb_build_object(
+    'description', 'The function''s result.',
+    'content', jsonb_build_object('application/json', jsonb_build_object('schema', '{}'::jsonb))));
+  bad record;
+  paths jsonb;
+BEGIN
+  IF routes IS NULL OR jsonb_typeof(routes) <> 'array' THEN
+    RAISE EXCEPTION 'openapi_document: routes must be a JSON array'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass ''[]'' for none, or the rows of enterprise_lab.http_routes() as JSON.';
+  END IF;
+  SELECT r.method, r.path, r.api_function INTO bad
+    FROM jsonb_to_recordset(routes) AS r(method text, path text, api_function text, ok_status integer)
+   WHERE r.method IS NULL OR r.method <> ALL (ARRAY['GET', 'POST', 'PUT', 'PATCH', 'DELETE'])
+      OR r.path IS NULL OR r.path !~ '^(/([A-Za-z0-9_-][A-Za-z0-9_.-]*|\{[a-z_][a-z0-9_]*\}))+$'
+      OR r.api_function IS NULL OR r.api_function !~ '^[a-z_][a-z0-9_]*$'
+      OR r.ok_status NOT BETWEEN 200 AND 299
+   LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'openapi_document: route % % (api.%) is not valid', bad.method, bad.path, bad.api_function
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'A route has a method GET, POST, PUT, PATCH or DELETE, a path of plain segments or {name} parameters (no empty, dot-first or percent-encoded segment) a function name of lower-case letters, digits and underscores, and a success status from 200 to 299 (or none: 200).';
+  END IF;
+
+  WITH fn AS (
+    SELECT p.oid, p.proname::text AS name,
+           coalesce(obj_description(p.oid, 'pg_proc'), format('api.%s(jsonb)', p.proname)) AS description,
+           -- Callable without a token when the anonymous role may execute it.
+           (SELECT count(*) > 0 FROM pg_roles r WHERE r.rolname = anon
+               AND has_function_privilege(r.oid, p.oid, 'EXECUTE')) AS anonymous
+      FROM pg_proc p
+     WHERE p.pronamespace = 'api'::regnamespace AND p.prokind = 'f'
+       AND p.pronargs = 1 AND p.proargtypes[0] = 'jsonb'::regtype
+  ), operation AS (
+    -- POST /rpc/<name>
+    SELECT '/rpc/' || fn.name AS path, 'post' AS method, jsonb_build_object(
+             'operationId', fn.name,
+             'tags', jsonb_build_array('rpc'),
+             'summary', enterprise_lab.openapi_summary(fn.description),
+             'description', fn.description,
+             'security', CASE WHEN fn.anonymous THEN '[{}, {"bearerAuth": []}]'::jsonb
+                              ELSE '[{"bearerAuth": []}]'::jsonb END,
+             'requestBody', jsonb_build_object(
+               'required', false,
+               'content', jsonb_build_object('application/json', jsonb_build_object(
+                 'schema', jsonb_build_object('type', 'object')))),
+             'responses', ok || errors) AS op
+      FROM fn
+    UNION ALL
+    -- The gateway's other routes
+    SELECT r.path, lower(r.method), jsonb_strip_nulls(jsonb_build_object(
+             'operationId', lower(r.method) || regexp_replace(r.path, '[^A-Za-z0-9]+', '_', 'g'),
+             'tags', jsonb_build_array(split_part(r.path, '/', 2)),
+             'summary', coalesce(r.summary, enterprise_lab.openapi_summary(fn.description)),
+             'description', coalesce(fn.description, format('Calls api.%s(jsonb).', r.api_function)),
+             'security', CASE WHEN fn.anonymous AND NOT coalesce(r.needs_token, false)
+                              THEN '[{}, {"bearerAuth": []}]'::jsonb
+                              ELSE '[{"bearerAuth": []}]'::jsonb END,
+             'parameters', nullif(
+               coalesce((SELECT jsonb_agg(jsonb_build_object('name', m[1], 'in', 'path', 'required', true,
+                                                              'schema', jsonb_build_object('type', 'string')))
+                           FROM regexp_matches(r.path, '\{([a-z_][a-z0-9_]*)\}', 'g') AS m), '[]')
+               || coalesce((SELECT jsonb_agg(jsonb_build_object('name', q, 'in', 'query', 'required', false,
+                                                                 'schema', jsonb_build_object('type', 'string')))
+                              FROM unnest(string_to_array(r.query_parameters, ',')) AS q), '[]'),
+               '[]'),
+             'requestBody', CASE WHEN r.method IN ('POST', 'PUT', 'PATCH') THEN jsonb_build_object(
+               'required', true,
+               'content', (SELECT jsonb_object_agg(ct, jsonb_build_object('schema', jsonb_build_object('type', 'object')))
+                             FROM unnest(string_to_array(coalesce(r.content_types, 'application/json'), ',')) AS ct)) END,
+             'responses', jsonb_build_object(coalesce(r.ok_status, 200)::text, ok -> '200') || errors))
+      FROM jsonb_to_recordset(routes) AS r(method text, path text, api_function text, summary text,
+                                           query_parameters text, content_types text,
+                                           needs_token boolean, ok_status integer)
+      LEFT JOIN fn ON fn.name = r.api_function
+  )
+  SELECT jsonb_object_agg(o.path, o.ops ORDER BY o.path) INTO paths
+    FROM (SELECT path, jsonb_object_agg(method, op) AS ops FROM operation GROUP BY path) o;
+
+  RETURN jsonb_build_object(
+    'openapi', '3.1.0',
+    'info', jsonb_build_object(
+      'title', 'enterprise_lab',
+      'version', (SELECT extversion FROM pg_extension WHERE extname = 'enterprise_lab'),
+      'description', 'The HTTP interface of the enterprise_lab extension: every function of schema api as POST /rpc/<name> (PostgREST''s contract, one transaction per call), and the built-in gateway''s other routes. Generated from the database''s catalog by api.openapi().'),
+    'servers', '[{"url": "/"}]'::jsonb,
+    'tags', '[{"name": "rpc", "description": "Functions of schema api, called with POST /rpc/<name> and a JSON object."}]'::jsonb,
+    'paths', coalesce(paths, '{}'),
+    'components', jsonb_build_object(
+      'securitySchemes', '{"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "HS256 token whose role claim names lab_operator, lab_auditor or lab_admin; without a token a request runs as the anonymous role."}}'::jsonb,
+      'schemas', '{"Error": {"type": "object", "description": "PostgREST''s error body.", "required": ["code", "message"], "properties": {"code": {"type": "string", "description": "SQLSTATE, or PGRSTnnn for the gateway''s own refusals."}, "message": {"type": "string"}, "details": {"type": ["string", "null"]}, "hint": {"type": ["string", "null"]}}}}'::jsonb,
+      'responses', (SELECT jsonb_object_agg(e.name, jsonb_build_object(
+                             'description', e.description,
+                             'content', '{"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}'::jsonb))
+                      FROM (VALUES
+                        ('BadRequest', 'Invalid input (SQLSTATE 22xxx, 23502, 23514, P0001, ...).'),
+                        ('Unauthorized', 'No token, or a refused one, for a function the anonymous role may not call (42501).'),
+                        ('Forbidden', 'The token''s role may not call the function or change the row (42501).'),
+                        ('NotFound', 'No such function or row.'),
+                        ('Conflict', 'Duplicate or dangling reference (23505, 23503).'),
+                        ('ContentTooLarge', 'The body exceeds enterprise_lab.http_max_body.'),
+                        ('ServerError', 'An error on the server''s side; the server log has the details.'),
+                        ('Unavailable', 'The database or the extension is not available.')) AS e(name, description))));
+END $$;
+COMMENT ON FUNCTION enterprise_lab.openapi_document(jsonb) IS
+  'api.openapi() helper: the OpenAPI 3.1 document of the api functions and the given routes (a JSON array of enterprise_lab.http_routes() rows; missing keys are NULL); rejects a malformed route (22023).';
+REVOKE ALL ON FUNCTION enterprise_lab.openapi_document(jsonb) FROM PUBLIC;
+
+CREATE FUNCTION api.openapi(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+BEGIN
+  PERFORM enterprise_lab.api_body('openapi', body, '{}');
+  RETURN enterprise_lab.openapi_document(
+    coalesce((SELECT jsonb_agg(to_jsonb(r)) FROM enterprise_lab.http_routes() r), '[]'));
+END $$;
+COMMENT ON FUNCTION api.openapi(jsonb) IS
+  'OpenAPI 3.1 description of the HTTP interface, generated from the catalog: every api function as POST /rpc/<name> (summary and description from its COMMENT) and the built-in gateway''s other routes (enterprise_lab.http_routes()). GET /openapi.json serves it. Body: {}.';
+REVOKE ALL ON FUNCTION api.openapi(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api.openapi(jsonb) TO lab_anon, lab_operator, lab_auditor, lab_admin;
+
+-- webhook delivery throughput
+-- Expired leases get an index of their own, so that the claim no longer
+-- walks past every delivery in flight; the claim and the recording of
+-- outcomes become PL/pgSQL for plans kept across calls.
+DROP INDEX integration.deliveries_due_idx;
+-- The claim walks the waiting deliveries oldest first, and finds leases
+-- that ran out by their end: the deliveries in flight (up to
+-- enterprise_lab.delivery_batch_size) are never walked past.
+CREATE INDEX deliveries_due_idx ON integration.deliveries (event_seq)
+  WHERE status IN ('pending', 'failed');
+CREATE INDEX deliveries_leased_idx ON integration.deliveries (lease_until)
+  WHERE status = 'in_flight';
+
+CREATE OR REPLACE FUNCTION integration.claim_deliveries(max_deliveries integer, lease interval)
+RETURNS TABLE (id uuid, attempt integer, url text, secret text, header_lines text[],
+               timeout_ms integer, body text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  -- A value, not clock_timestamp() itself, so that the index can use it.
+  due_by timestamptz := clock_timestamp();
+BEGIN
+  RETURN QUERY
+  WITH candidate AS (
+    (SELECT d.id
+       FROM integration.deliveries d
+       JOIN integration.subscriptions s ON s.id = d.subscription_id
+      WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= due_by
+        AND s.enabled AND s.paused_at IS NULL
+        AND NOT EXISTS (SELECT 1 FROM integration.deliveries p
+                         WHERE p.subscription_id = d.subscription_id
+                           AND p.submission_id = d.submission_id
+                           AND p.event_seq < d.event_seq
+                           AND p.status IN ('pending', 'in_flight', 'failed', 'dead_letter'))
+      ORDER BY d.event_seq
+      LIMIT max_deliveries)
+    UNION ALL
+    (SELECT d.id
+       FROM integration.deliveries d
+       JOIN integration.subscriptions s ON s.id = d.subscription_id
+      WHERE d.status = 'in_flight' AND d.lease_until <= due_by
+        AND s.enabled AND s.paused_at IS NULL
+      ORDER BY d.lease_until
+      LIMIT max_deliveries)),
+  -- Locked, and checked again as locked.
+  due AS (
+    SELECT d.id
+      FROM integration.deliveries d
+      JOIN integration.subscriptions s ON s.id = d.subscription_id
+     WHERE d.id IN (SELECT c.id FROM candidate c)
+       AND d.status IN ('pending', 'in_flight', 'failed')
+       AND CASE WHEN d.status = 'in_flight' THEN d.lease_until <= due_by
+                ELSE d.next_attempt_at <= due_by END
+       AND s.enabled AND s.paused_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM integration.deliveries p
+                        WHERE p.subscription_id = d.subscription_id
+                          AND p.submission_id = d.submission_id
+                          AND p.event_seq < d.event_seq
+                          AND p.status IN ('pending', 'in_flight', 'failed', 'dead_letter'))
+     ORDER BY d.event_seq
+     LIMIT max_deliveries
+       FOR UPDATE OF d SKIP LOCKED),
+  leased AS (
+    UPDATE integration.deliveries d
+       SET status = 'in_flight', attempts = d.attempts + 1,
+           lease_until = clock_timestamp() + lease,
+           first_attempt_at = coalesce(d.first_attempt_at, clock_timestamp()),
+           last_attempt_at = clock_timestamp()
+      FROM due
+     WHERE d.id = due.id
+    RETURNING d.id, d.attempts, d.subscription_id, d.payload, d.event_seq),
+  -- Once per subscription, not per delivery.
+  target AS MATERIALIZED (
+    SELECT s.id, s.url, k.secret, s.timeout_ms,
+           ARRAY(SELECT h.key || ': ' || h.value FROM jsonb_each_text(s.headers) h ORDER BY h.key) AS header_lines
+      FROM integration.subscriptions s
+      JOIN integration.subscription_secrets k ON k.subscription_id = s.id
+     WHERE s.id IN (SELECT l.subscription_id FROM leased l))
+  SELECT l.id, l.attempts, t.url, t.secret, t.header_lines, t.timeout_ms, l.payload::text
+    FROM leased l
+    JOIN target t ON t.id = l.subscription_id
+   ORDER BY l.event_seq;
+END $$;
+
+CREATE OR REPLACE FUNCTION integration.record_delivery_outcomes(
+  ids uuid[], attempts integer[], http_statuses integer[], errors text[], excerpts text[],
+  retry_after_seconds integer[], durations_ms double precision[],
+  max_attempts integer, backoff_base_ms integer, backoff_max_ms integer, failure_threshold integer)
+RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  recorded integer;
+BEGIN
+  WITH o AS (
+    SELECT * FROM unnest(ids, attempts, http_statuses, errors, excerpts, retry_after_seconds, durations_ms)
+                  WITH ORDINALITY AS o(id, attempt, http_status, error, excerpt, retry_after, duration_ms, ord)),
+  k AS (
+    SELECT o.*, d.subscription_id,
+           CASE WHEN o.http_status BETWEEN 200 AND 299 THEN 'delivered'
+                WHEN o.http_status = 410 THEN 'gone'
+                WHEN d.attempts >= max_attempts THEN 'dead_letter'
+                ELSE 'failed' END AS kind,
+           least(backoff_max_ms / 1000.0,
+                 backoff_base_ms / 1000.0 * power(2, least(d.attempts - 1, 40))) AS backoff
+      -- "In flight" said as lease_until IS NOT NULL (the same, by a CHECK):
+      -- status = 'in_flight' would let the plan walk deliveries_leased_idx,
+      -- every delivery in flight, instead of looking up the answered ones.
+      FROM o JOIN integration.deliveries d
+        ON d.id = o.id AND d.attempts = o.attempt AND d.lease_until IS NOT NULL),
+  upd AS (
+    UPDATE integration.deliveries d
+       SET status = CASE k.kind WHEN 'gone' THEN 'pending' ELSE k.kind END,
+           lease_until = NULL,
+           last_http_status = k.http_status,
+           last_error = CASE WHEN k.kind = 'delivered' THEN NULL ELSE left(k.error, 1000) END,
+           response_excerpt = left(k.excerpt, 256),
+           last_duration_ms = k.duration_ms,
+           delivered_at = CASE WHEN k.kind = 'delivered' THEN clock_timestamp() END,
+           next_attempt_at = CASE
+             WHEN k.kind = 'failed' AND k.http_status IN (429, 503) AND k.retry_after IS NOT NULL
+               THEN clock_timestamp() + make_interval(secs => least(k.retry_after, backoff_max_ms / 1000.0))
+             WHEN k.kind = 'failed'
+               THEN clock_timestamp() + make_interval(secs => k.backoff / 2 + random() * k.backoff / 2)
+             ELSE d.next_attempt_at END
+      FROM k
+     WHERE d.id = k.id
+    RETURNING d.id, d.subscription_id, k.kind, k.ord, d.last_error),
+  -- Per subscription, in the order the answers came: the circuit breaker
+  -- counts the failures after the last success.
+  ranked AS (
+    SELECT u.*, max(u.ord) FILTER (WHERE u.kind = 'delivered') OVER (PARTITION BY u.subscription_id) AS last_ok
+      FROM upd u),
+  a AS (
+    SELECT r.subscription_id,
+           count(*) FILTER (WHERE r.kind = 'delivered') AS delivered,
+           count(*) FILTER (WHERE r.kind <> 'delivered') AS failures,
+           count(*) FILTER (WHERE r.kind <> 'delivered' AND r.ord > r.last_ok) AS failures_after_success,
+           bool_or(r.kind = 'gone') AS gone,
+           (array_agg(r.last_error ORDER BY r.ord DESC) FILTER (WHERE r.kind <> 'delivered'))[1] AS last_error
+      FROM ranked r GROUP BY r.subscription_id),
+  b AS (
+    SELECT a.*, s.id,
+           CASE WHEN a.delivered > 0 THEN a.failures_after_success
+                ELSE s.consecutive_failures + a.failures END AS failing
+      FROM a JOIN integration.subscriptions s ON s.id = a.subscription_id),
+  subs AS (
+    UPDATE integration.subscriptions s
+       SET delivered_count = s.delivered_count + b.delivered,
+           failed_count = s.failed_count + b.failures,
+           consecutive_failures = b.failing,
+           last_success_at = CASE WHEN b.delivered > 0 THEN now() ELSE s.last_success_at END,
+           last_failure_at = CASE WHEN b.failures > 0 THEN now() ELSE s.last_failure_at END,
+           paused_at = CASE WHEN s.paused_at IS NULL AND (b.gone OR b.failing >= failure_threshold)
+                            THEN now() ELSE s.paused_at END,
+           paused_reason = CASE WHEN s.paused_at IS NOT NULL THEN s.paused_reason
+                                WHEN b.gone THEN 'the receiver answered 410 Gone'
+                                WHEN b.failing >= failure_threshold
+                                  THEN format('%s consecutive failed attempts (last: %s)', b.failing, b.last_error)
+                           END
+      FROM b
+     WHERE s.id = b.id
+    RETURNING s.id)
+  SELECT count(*)::integer INTO recorded FROM upd;
+  RETURN recorded;
+END $$;

@@ -3,6 +3,8 @@
 external client that polls for one pending delivery per transaction, signs
 it and posts it with one blocking HTTP call, then marks it delivered.  It
 talks to PostgreSQL through one long-lived psql process (no driver needed).
+urllib opens a new connection for every POST, as a Python worker calling
+requests.post without a Session does.
 
     delivery_poller.py DATABASE COUNT
 """

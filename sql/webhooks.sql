@@ -128,6 +128,18 @@ SELECT status, last_error FROM integration.skip_delivery((SELECT id FROM integra
 SELECT s.name, d.event_type FROM integration.claim_deliveries(10, '1 minute') c
   JOIN integration.deliveries d ON d.id = c.id JOIN integration.subscriptions s ON s.id = d.subscription_id;
 
+-- A lease that ran out makes its delivery due again, the attempt counted;
+-- one still leased is not.
+CREATE TEMP TABLE leased AS SELECT id, attempts FROM integration.deliveries WHERE status = 'in_flight';
+SELECT count(*) AS in_flight FROM leased;
+SELECT count(*) AS leased_before_the_lease_ends FROM integration.claim_deliveries(10, '1 minute');
+UPDATE integration.deliveries SET lease_until = clock_timestamp() - interval '1 second'
+ WHERE id = (SELECT id FROM leased ORDER BY id LIMIT 1);
+SELECT count(*) AS leased_again, bool_and(c.attempt = l.attempts + 1) AS attempt_counted
+  FROM integration.claim_deliveries(10, '1 minute') c JOIN leased l ON l.id = c.id;
+SELECT count(*) AS in_flight, bool_and(lease_until > clock_timestamp()) AS all_leases_running
+  FROM integration.deliveries WHERE status = 'in_flight';
+
 -- Rejections (ids in messages shown as <id>).
 CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN

@@ -159,6 +159,41 @@ static int	nflight = 0;
 static int	max_flight = 0;			/* leased and held here at most */
 static ElDelivery **done = NULL;	/* answered, not yet recorded */
 static int	ndone = 0;
+static TimestampTz first_done_at = 0;	/* when the oldest of them came */
+
+/*
+ * Answers are recorded together: once a round of connections' worth came,
+ * when nothing else is in flight, or when the oldest has waited this long.
+ */
+#define EL_RECORD_WAIT_MS 5
+
+static void
+el_answered(ElDelivery *d)
+{
+	if (ndone == 0)
+		first_done_at = GetCurrentTimestamp();
+	done[ndone++] = d;
+}
+
+static bool
+el_record_due(TimestampTz now)
+{
+	return ndone > 0 &&
+		(ndone >= el_delivery_max_connections || nflight == 0 ||
+		 TimestampDifferenceExceeds(first_done_at, now, EL_RECORD_WAIT_MS));
+}
+
+/*
+ * New deliveries (the latch) are leased as soon as there is room.  What
+ * answers may have released, or a full lease left behind, is leased when
+ * less than a round of requests is queued: fewer, larger leases.
+ */
+static bool
+el_claim_due(bool wanted, bool later)
+{
+	return (wanted || (later && nwaiting < el_delivery_max_connections)) &&
+		nflight + nwaiting < max_flight;
+}
 
 static MemoryContext delivery_cxt = NULL;
 static SPIPlanPtr claim_plan = NULL;
@@ -518,7 +553,7 @@ el_delivery_add(ElDelivery *d, char *secret, Datum header_lines, bool lines_null
 	{
 		d->result = CURLE_ABORTED_BY_CALLBACK;
 		snprintf(d->errbuf, sizeof(d->errbuf), "the subscription's signing secret is not usable");
-		done[ndone++] = d;
+		el_answered(d);
 		return;
 	}
 
@@ -553,7 +588,7 @@ el_delivery_add(ElDelivery *d, char *secret, Datum header_lines, bool lines_null
 			curl_easy_cleanup(easy);
 		d->result = CURLE_OUT_OF_MEMORY;
 		snprintf(d->errbuf, sizeof(d->errbuf), "out of memory preparing the request");
-		done[ndone++] = d;
+		el_answered(d);
 		return;
 	}
 	d->easy = easy;
@@ -780,7 +815,7 @@ el_collect_finished(void)
 				break;
 			}
 		}
-		done[ndone++] = d;
+		el_answered(d);
 	}
 }
 
@@ -960,7 +995,8 @@ el_delivery_worker_main(Datum arg)
 	Oid			dboid = DatumGetObjectId(arg);
 	WaitEventSet *volatile set = NULL;
 	WaitEvent  *events;
-	volatile bool claim_wanted = true;
+	volatile bool claim_wanted = true;	/* lease as soon as there is room */
+	volatile bool claim_later = false;	/* lease once the queue runs low */
 	volatile TimestampTz last_claim = 0;
 	volatile bool reported_missing = false;
 	volatile int consecutive_errors = 0;
@@ -1052,21 +1088,22 @@ el_delivery_worker_main(Datum arg)
 		MemoryContextSwitchTo(loop_cxt);
 		PG_TRY();
 		{
-			if (ndone > 0)
+			now = GetCurrentTimestamp();
+			if (el_record_due(now))
 			{
 				el_record();
 				el_release_done();
-				claim_wanted = true;	/* an answer may release the next delivery of its pair */
+				claim_later = true; /* an answer may release the next delivery of its pair */
 			}
 			now = GetCurrentTimestamp();
 			if (TimestampDifferenceExceeds(last_claim, now, el_naptime_ms))
 				claim_wanted = true;
-			if (claim_wanted && nflight + nwaiting < max_flight &&
+			if (el_claim_due(claim_wanted, claim_later) &&
 				(consecutive_errors == 0 || TimestampDifferenceExceeds(last_claim, now, 1000 << Min(consecutive_errors, 6))))
 			{
 				int			n;
 
-				claim_wanted = false;
+				claim_wanted = claim_later = false;
 				last_claim = now;
 				n = el_claim(max_flight - nflight - nwaiting);
 				if (n < 0 && !reported_missing)
@@ -1076,7 +1113,7 @@ el_delivery_worker_main(Datum arg)
 				reported_missing = n < 0;
 				/* A full lease may have left more behind. */
 				if (n > 0 && nflight + nwaiting >= max_flight)
-					claim_wanted = true;
+					claim_later = true;
 			}
 			consecutive_errors = 0;
 		}
@@ -1104,13 +1141,19 @@ el_delivery_worker_main(Datum arg)
 		el_start_waiting();
 		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
 		el_collect_finished();
-		if (ndone > 0)
+		if (el_record_due(GetCurrentTimestamp()))
 			continue;
 
 		/* Wait for curl's sockets, its timer, the latch, or the nap. */
 		wait_ms = el_naptime_ms;
-		if (claim_wanted && nflight + nwaiting < max_flight)
+		if (el_claim_due(claim_wanted, claim_later))
 			wait_ms = 0;
+		if (ndone > 0)
+		{
+			long		waited = (long) ((GetCurrentTimestamp() - first_done_at) / 1000);
+
+			wait_ms = Min(wait_ms, Max(0, EL_RECORD_WAIT_MS - waited));
+		}
 		if (curl_timeout_ms >= 0)
 		{
 			long		elapsed = (long) ((GetCurrentTimestamp() - curl_timeout_set_at) / 1000);
@@ -1151,6 +1194,28 @@ el_delivery_worker_main(Datum arg)
 		}
 		el_collect_finished();
 	}
+}
+
+/*
+ * The delivery worker's counters, for GET /metrics (http_metrics.c); false
+ * when it is not running.
+ */
+bool
+el_delivery_counters(ElDeliveryCounters *counters)
+{
+	bool		running;
+
+	if (delivery_shared == NULL)
+		return false;
+	SpinLockAcquire(&delivery_shared->mutex);
+	running = delivery_shared->pid != 0;
+	counters->sent = delivery_shared->sent;
+	counters->delivered = delivery_shared->delivered;
+	counters->failed = delivery_shared->failed;
+	counters->refused = delivery_shared->refused;
+	counters->in_flight = delivery_shared->in_flight;
+	SpinLockRelease(&delivery_shared->mutex);
+	return running;
 }
 
 /*

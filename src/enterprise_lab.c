@@ -166,6 +166,8 @@ el_shmem_startup(void)
 		for (int i = 0; i < EL_MAX_HTTP_WORKERS; i++)
 			SpinLockInit(&el_shared->gateways[i].mutex);
 		pg_atomic_init_u64(&el_shared->http_body_bytes, 0);
+		for (int i = 0; i < EL_HTTP_STATUSES; i++)
+			pg_atomic_init_u64(&el_shared->http_responses[i], 0);
 	}
 	el_object_cleanup_shmem_init();
 	LWLockRelease(AddinShmemInitLock);

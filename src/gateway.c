@@ -3,7 +3,8 @@
  *		The built-in HTTP gateway's process: its settings, the libmicrohttpd
  *		daemon, the loop that drives it, and the request handler that sends
  *		each request to its concern (http_static.c, http_rpc.c,
- *		http_original.c, http_health.c; http_auth.c says who it runs as).
+ *		http_original.c, http_health.c, http_metrics.c, http_openapi.c;
+ *		http_auth.c says who it runs as).
  *
  * libmicrohttpd runs in epoll mode without any thread of its own: it hands
  * us one epoll file descriptor that becomes readable when the listening
@@ -57,7 +58,16 @@ int			el_http_request_timeout_ms = 30000;
 char	   *el_http_host_names = NULL;
 char	   *el_http_cors_origins = NULL;
 
+int			el_metrics_access = EL_METRICS_ANONYMOUS;
+
 bool		el_gateway_has_database = false;
+
+static const struct config_enum_entry el_metrics_access_options[] = {
+	{"anonymous", EL_METRICS_ANONYMOUS, false},
+	{"authenticated", EL_METRICS_AUTHENTICATED, false},
+	{"off", EL_METRICS_OFF, false},
+	{NULL, 0, false}
+};
 
 static void
 el_gateway_define_startup_gucs(void)
@@ -182,6 +192,16 @@ el_gateway_define_gucs(void)
 							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
+	DefineCustomEnumVariable("enterprise_lab.metrics_access",
+							 "Who may read GET /metrics (Prometheus): anonymous, authenticated or off.",
+							 "anonymous: anyone who reaches the port (aggregate numbers only); authenticated: a valid bearer token; off: 404.",
+							 &el_metrics_access,
+							 EL_METRICS_ANONYMOUS,
+							 el_metrics_access_options,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
 	DefineCustomIntVariable("enterprise_lab.http_request_timeout",
 							"Statement timeout of one gateway request.",
 							"0 disables it.",
@@ -217,7 +237,6 @@ static enum MHD_Result
 el_handle_preflight(struct MHD_Connection *conn)
 {
 	struct MHD_Response *response = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-	enum MHD_Result ret;
 
 	if (response == NULL)
 		return MHD_NO;
@@ -227,9 +246,7 @@ el_handle_preflight(struct MHD_Connection *conn)
 	MHD_add_response_header(response, "Access-Control-Allow-Headers",
 							"Authorization, Content-Type, Accept, Prefer");
 	MHD_add_response_header(response, "Access-Control-Max-Age", "86400");
-	ret = MHD_queue_response(conn, MHD_HTTP_NO_CONTENT, response);
-	MHD_destroy_response(response);
-	return ret;
+	return el_queue_response(conn, MHD_HTTP_NO_CONTENT, response);
 }
 
 /*
@@ -338,6 +355,10 @@ el_handle_request(struct MHD_Connection *conn, const char *url, const char *meth
 									NULL, "Functions are called with POST /rpc/<name>.");
 		if (strcmp(url, "/health") == 0)
 			return el_handle_health(conn);
+		if (strcmp(url, "/metrics") == 0)
+			return el_handle_metrics(conn);
+		if (strcmp(url, "/openapi.json") == 0)
+			return el_handle_openapi(conn);
 		return el_serve_static(conn, url);
 	}
 	if (!el_is_rpc(url))

@@ -123,6 +123,23 @@ el_time_claim(jwt_t *jwt, const char *name, double *value)
 	return result;
 }
 
+/* A request without a token: the anonymous role and its one claim. */
+void
+el_anonymous_auth(ElAuth *auth)
+{
+	StringInfoData buf;
+
+	memset(auth, 0, sizeof(*auth));
+	auth->status = MHD_HTTP_OK;
+	auth->anonymous = true;
+	auth->role = pstrdup(el_http_anon_role);
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"role\":");
+	escape_json(&buf, el_http_anon_role);
+	appendStringInfoChar(&buf, '}');
+	auth->claims = buf.data;
+}
+
 /*
  * Verify "Authorization: Bearer <JWT>" as PostgREST does: HS256 only,
  * signature, no critical extensions, exp, nbf and iat with 30 seconds'
@@ -146,22 +163,14 @@ el_authenticate(struct MHD_Connection *conn, ElAuth *auth)
 	ElTimeClaim kind;
 	double		now = (double) time(NULL);
 
+	if (header == NULL)
+	{
+		el_anonymous_auth(auth);
+		return;
+	}
 	memset(auth, 0, sizeof(*auth));
 	auth->status = MHD_HTTP_OK;
 
-	if (header == NULL)
-	{
-		StringInfoData buf;
-
-		auth->anonymous = true;
-		auth->role = pstrdup(el_http_anon_role);
-		initStringInfo(&buf);
-		appendStringInfoString(&buf, "{\"role\":");
-		escape_json(&buf, el_http_anon_role);
-		appendStringInfoChar(&buf, '}');
-		auth->claims = buf.data;
-		return;
-	}
 	if (pg_strncasecmp(header, "Bearer ", 7) != 0 || header[7] == '\0')
 	{
 		el_auth_refuse(auth, MHD_HTTP_UNAUTHORIZED, "PGRST301",

@@ -26,24 +26,59 @@ typedef struct ElRoute
 	const char *param;			/* key the {} segment is passed as */
 	const char *function;		/* api.<function>(jsonb) */
 	const char *fixed;			/* JSON keys the route always passes, or NULL */
+	const char *query;			/* query-string keys it takes, comma-separated (OpenAPI) */
 	bool		needs_token;	/* refused without a token */
 	unsigned int ok_status;
 } ElRoute;
 
 static const ElRoute el_routes[] = {
-	{"POST", "/intake/submissions", NULL, "original_submit_request", NULL, false, MHD_HTTP_CREATED},
-	{"PATCH", "/operational/cases/{}/status", "operation_case_id", "original_set_case_status", NULL, true, MHD_HTTP_OK},
-	{"GET", "/dashboard/submissions", NULL, "original_submissions", NULL, false, MHD_HTTP_OK},
-	{"GET", "/dashboard/submissions/{}", "submission_id", "original_submission", NULL, false, MHD_HTTP_OK},
-	{"GET", "/dashboard/events", NULL, "original_events", NULL, false, MHD_HTTP_OK},
-	{"GET", "/dashboard/lineage", NULL, "original_lineage", NULL, false, MHD_HTTP_OK},
-	{"GET", "/dashboard/sync-logs", NULL, "original_sync_logs", NULL, false, MHD_HTTP_OK},
-	{"GET", "/reference/customers", NULL, "original_reference", "\"list\":\"customers\"", false, MHD_HTTP_OK},
-	{"GET", "/reference/agreements", NULL, "original_reference", "\"list\":\"agreements\"", false, MHD_HTTP_OK},
-	{"GET", "/reference/request-types", NULL, "original_reference", "\"list\":\"request_types\"", false, MHD_HTTP_OK},
-	{"GET", "/reference/priorities", NULL, "original_reference", "\"list\":\"priorities\"", false, MHD_HTTP_OK},
-	{"GET", "/reference/teams", NULL, "original_reference", "\"list\":\"teams\"", false, MHD_HTTP_OK},
+	{"POST", "/intake/submissions", NULL, "original_submit_request", NULL, NULL, false, MHD_HTTP_CREATED},
+	{"PATCH", "/operational/cases/{}/status", "operation_case_id", "original_set_case_status", NULL, NULL, true, MHD_HTTP_OK},
+	{"GET", "/dashboard/submissions", NULL, "original_submissions", NULL, "limit,offset", false, MHD_HTTP_OK},
+	{"GET", "/dashboard/submissions/{}", "submission_id", "original_submission", NULL, NULL, false, MHD_HTTP_OK},
+	{"GET", "/dashboard/events", NULL, "original_events", NULL, "limit,offset", false, MHD_HTTP_OK},
+	{"GET", "/dashboard/lineage", NULL, "original_lineage", NULL, "limit,offset", false, MHD_HTTP_OK},
+	{"GET", "/dashboard/sync-logs", NULL, "original_sync_logs", NULL, "limit,offset", false, MHD_HTTP_OK},
+	{"GET", "/reference/customers", NULL, "original_reference", "\"list\":\"customers\"", NULL, false, MHD_HTTP_OK},
+	{"GET", "/reference/agreements", NULL, "original_reference", "\"list\":\"agreements\"", NULL, false, MHD_HTTP_OK},
+	{"GET", "/reference/request-types", NULL, "original_reference", "\"list\":\"request_types\"", NULL, false, MHD_HTTP_OK},
+	{"GET", "/reference/priorities", NULL, "original_reference", "\"list\":\"priorities\"", NULL, false, MHD_HTTP_OK},
+	{"GET", "/reference/teams", NULL, "original_reference", "\"list\":\"teams\"", NULL, false, MHD_HTTP_OK},
 };
+
+/* The one route that also takes a form post (http_multipart.c). */
+static bool
+el_takes_form(const ElRoute *route)
+{
+	return strcmp(route->function, "original_submit_request") == 0;
+}
+
+/*
+ * The route table for api.openapi() (http_routes.c): each pattern's "{}"
+ * named after its parameter, and the request body types.
+ */
+int
+el_route_infos(ElRouteInfo **routes)
+{
+	ElRouteInfo *infos = palloc0(sizeof(ElRouteInfo) * lengthof(el_routes));
+
+	for (size_t i = 0; i < lengthof(el_routes); i++)
+	{
+		const ElRoute *r = &el_routes[i];
+		const char *brace = strstr(r->pattern, "{}");
+
+		infos[i].method = r->method;
+		infos[i].path = brace == NULL ? r->pattern
+			: psprintf("%.*s{%s}%s", (int) (brace - r->pattern), r->pattern, r->param, brace + 2);
+		infos[i].api_function = r->function;
+		infos[i].query_parameters = r->query;
+		infos[i].content_types = el_takes_form(r) ? "application/json,multipart/form-data" : NULL;
+		infos[i].needs_token = r->needs_token;
+		infos[i].ok_status = r->ok_status;
+	}
+	*routes = infos;
+	return (int) lengthof(el_routes);
+}
 
 static const char *const el_original_prefixes[] = {
 	"/intake/", "/operational/", "/dashboard/", "/reference/",
@@ -243,7 +278,7 @@ el_handle_original(struct MHD_Connection *conn, const char *url, const char *met
 									"A GET request has no body",
 									NULL, "Pass limit and offset in the query string.");
 	}
-	else if (el_is_form_post(conn) && strcmp(route->function, "original_submit_request") == 0)
+	else if (el_is_form_post(conn) && el_takes_form(route))
 	{
 		ElRefusal	refusal;
 
@@ -257,7 +292,7 @@ el_handle_original(struct MHD_Connection *conn, const char *url, const char *met
 		return el_respond_error(conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "PGRST107",
 								"The request body must be application/json",
 								NULL,
-								strcmp(route->function, "original_submit_request") == 0
+								el_takes_form(route)
 								? "Send JSON, or multipart/form-data with the fields and one file."
 								: "Send a JSON object.");
 	return el_answer_api(conn, &call);

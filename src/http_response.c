@@ -12,6 +12,7 @@
 #include "utils/elog.h"
 #include "utils/json.h"
 
+#include "enterprise_lab.h"
 #include "gateway.h"
 
 /* The Origin the current request may be answered to (CORS), or NULL. */
@@ -49,8 +50,12 @@ el_make_response(unsigned int status, const char *content_type, const char *body
 	return el_make_response_allow(status, content_type, body, len, "GET, HEAD, POST, OPTIONS");
 }
 
-static enum MHD_Result
-el_queue(struct MHD_Connection *conn, unsigned int status, struct MHD_Response *response)
+/*
+ * Every response of the gateway goes out here, so that it is counted by
+ * status for GET /metrics.  Takes the response over.
+ */
+enum MHD_Result
+el_queue_response(struct MHD_Connection *conn, unsigned int status, struct MHD_Response *response)
 {
 	enum MHD_Result ret;
 
@@ -58,6 +63,9 @@ el_queue(struct MHD_Connection *conn, unsigned int status, struct MHD_Response *
 		return MHD_NO;
 	ret = MHD_queue_response(conn, status, response);
 	MHD_destroy_response(response);
+	if (ret == MHD_YES && el_shared != NULL &&
+		status >= EL_HTTP_STATUS_MIN && status < EL_HTTP_STATUS_MIN + EL_HTTP_STATUSES)
+		pg_atomic_fetch_add_u64(&el_shared->http_responses[status - EL_HTTP_STATUS_MIN], 1);
 	return ret;
 }
 
@@ -75,11 +83,11 @@ enum MHD_Result
 el_respond(struct MHD_Connection *conn, unsigned int status,
 		   const char *content_type, const char *body, size_t len)
 {
-	return el_queue(conn, status, el_make_response(status, content_type, body, len));
+	return el_queue_response(conn, status, el_make_response(status, content_type, body, len));
 }
 
-static char *
-el_error_body(const char *code, const char *message, const char *details, const char *hint)
+char *
+el_error_json(const char *code, const char *message, const char *details, const char *hint)
 {
 	StringInfoData buf;
 
@@ -101,13 +109,13 @@ enum MHD_Result
 el_respond_close(struct MHD_Connection *conn, unsigned int status,
 				 const char *code, const char *message)
 {
-	char	   *body = el_error_body(code, message, NULL, NULL);
+	char	   *body = el_error_json(code, message, NULL, NULL);
 	struct MHD_Response *response;
 
 	response = el_make_response(status, "application/json; charset=utf-8", body, strlen(body));
 	if (response)
 		MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
-	return el_queue(conn, status, response);
+	return el_queue_response(conn, status, response);
 }
 
 /*
@@ -117,7 +125,7 @@ el_respond_close(struct MHD_Connection *conn, unsigned int status,
 enum MHD_Result
 el_respond_unauthorized(struct MHD_Connection *conn, const char *code, const char *message)
 {
-	char	   *body = el_error_body(code, message, NULL, NULL);
+	char	   *body = el_error_json(code, message, NULL, NULL);
 	struct MHD_Response *response;
 	StringInfoData challenge;
 
@@ -132,7 +140,7 @@ el_respond_unauthorized(struct MHD_Connection *conn, const char *code, const cha
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge.data);
 	el_add_cors_headers(response);
-	return el_queue(conn, MHD_HTTP_UNAUTHORIZED, response);
+	return el_queue_response(conn, MHD_HTTP_UNAUTHORIZED, response);
 }
 
 void
@@ -153,7 +161,7 @@ enum MHD_Result
 el_respond_error(struct MHD_Connection *conn, unsigned int status, const char *code,
 				 const char *message, const char *details, const char *hint)
 {
-	char	   *body = el_error_body(code, message, details, hint);
+	char	   *body = el_error_json(code, message, details, hint);
 
 	return el_respond(conn, status, "application/json; charset=utf-8", body, strlen(body));
 }
@@ -163,11 +171,11 @@ enum MHD_Result
 el_respond_not_allowed(struct MHD_Connection *conn, const char *allow,
 					   const char *method, const char *url)
 {
-	char	   *body = el_error_body("PGRST117",
+	char	   *body = el_error_json("PGRST117",
 									 psprintf("Unsupported HTTP method %s for %s", method, url),
 									 psprintf("%s answers to %s.", url, allow), NULL);
 
-	return el_queue(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+	return el_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
 					el_make_response_allow(MHD_HTTP_METHOD_NOT_ALLOWED, "application/json; charset=utf-8",
 										   body, strlen(body), allow));
 }

@@ -265,6 +265,45 @@ el_redact_for_anonymous(ErrorData *e, unsigned int status)
 		e->hint = NULL;
 }
 
+/*
+ * Run one api call in its transaction.  Sets *status and *json: the
+ * function's result, or PostgREST's error body and the status its SQLSTATE
+ * maps to (redacted for anonymous callers); true when the call succeeded.
+ * el_answer_api() sends that as the answer; GET /metrics reads it.
+ */
+bool
+el_call_api(const ElApiCall *call, unsigned int *status, char **json)
+{
+	ElOutcome	outcome = {0};
+	ErrorData  *e;
+
+	el_run_rpc(call, &outcome);
+	if (outcome.error == NULL)
+	{
+		*status = outcome.status;
+		*json = outcome.body;
+		return outcome.status == call->ok_status;
+	}
+	e = outcome.error;
+	if (outcome.reading_body)
+	{
+		*status = MHD_HTTP_BAD_REQUEST;
+		*json = el_error_json("PGRST102", "Empty or invalid json in the request body",
+							  e->detail ? psprintf("%s %s", e->message, e->detail) : e->message,
+							  "Send a JSON object (UTF-8), e.g. {}.");
+		return false;
+	}
+	*status = el_http_status_for(e->sqlerrcode, call->auth->anonymous);
+	if (*status >= 500)
+		ereport(LOG,
+				(errmsg("enterprise_lab gateway: %s %s failed: %s", call->method, call->path, e->message),
+				 e->detail ? errdetail_internal("%s", e->detail) : 0));
+	if (call->auth->anonymous)
+		el_redact_for_anonymous(e, *status);
+	*json = el_error_json(unpack_sql_state(e->sqlerrcode), e->message, e->detail, e->hint);
+	return false;
+}
+
 enum MHD_Result
 el_handle_rpc(struct MHD_Connection *conn, const char *url, ElRequest *req)
 {
@@ -300,7 +339,8 @@ el_handle_rpc(struct MHD_Connection *conn, const char *url, ElRequest *req)
 enum MHD_Result
 el_answer_api(struct MHD_Connection *conn, const ElApiCall *call)
 {
-	ElOutcome	outcome = {0};
+	unsigned int status;
+	char	   *json;
 
 	/* Why is in the server log (the launcher says it once). */
 	if (!el_gateway_has_database)
@@ -308,29 +348,6 @@ el_answer_api(struct MHD_Connection *conn, const ElApiCall *call)
 								"The gateway is not connected to its database",
 								NULL, "See the server log.");
 
-	el_run_rpc(call, &outcome);
-
-	if (outcome.error)
-	{
-		ErrorData  *e = outcome.error;
-		unsigned int status;
-
-		if (outcome.reading_body)
-			return el_respond_error(conn, MHD_HTTP_BAD_REQUEST, "PGRST102",
-									"Empty or invalid json in the request body",
-									e->detail ? psprintf("%s %s", e->message, e->detail) : e->message,
-									"Send a JSON object (UTF-8), e.g. {}.");
-
-		status = el_http_status_for(e->sqlerrcode, call->auth->anonymous);
-		if (status >= 500)
-			ereport(LOG,
-					(errmsg("enterprise_lab gateway: %s %s failed: %s", call->method, call->path, e->message),
-					 e->detail ? errdetail_internal("%s", e->detail) : 0));
-		if (call->auth->anonymous)
-			el_redact_for_anonymous(e, status);
-		return el_respond_error(conn, status, unpack_sql_state(e->sqlerrcode),
-								e->message, e->detail, e->hint);
-	}
-	return el_respond(conn, outcome.status, "application/json; charset=utf-8",
-					  outcome.body, strlen(outcome.body));
+	(void) el_call_api(call, &status, &json);
+	return el_respond(conn, status, "application/json; charset=utf-8", json, strlen(json));
 }

@@ -1,7 +1,8 @@
 /*
  * http_static.c
- *		The dashboard's files, served from the extension's share directory
- *		(make install copies web/ there).
+ *		The dashboard's files, and Swagger UI under /docs, served from the
+ *		extension's share directory (make install copies web/ and
+ *		swagger-ui-dist's files there).
  */
 #include "postgres.h"
 
@@ -120,13 +121,24 @@ el_serve_static(struct MHD_Connection *conn, const char *url)
 	char		path[PATH_MAX];
 	struct stat st;
 	struct MHD_Response *response;
-	enum MHD_Result ret;
 	int			fd;
 
 	if (web_root[0] == '\0' || !el_static_path(url, path) ||
 		(fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return el_respond(conn, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8",
 						  "not found\n", 10);
+	/* A directory (/docs) is served its index.html, which must not be a link. */
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+	{
+		int			dirfd = fd;
+
+		fd = openat(dirfd, "index.html", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		close(dirfd);
+		strlcat(path, "/index.html", sizeof(path));
+		if (fd < 0)
+			return el_respond(conn, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8",
+							  "not found\n", 10);
+	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 	{
 		close(fd);
@@ -145,7 +157,5 @@ el_serve_static(struct MHD_Connection *conn, const char *url)
 	MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(response, "X-Frame-Options", "DENY");
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-	ret = MHD_queue_response(conn, MHD_HTTP_OK, response);
-	MHD_destroy_response(response);
-	return ret;
+	return el_queue_response(conn, MHD_HTTP_OK, response);
 }

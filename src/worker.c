@@ -33,6 +33,23 @@
 
 static ElWorkerSlot *my_slot = NULL;
 
+/* Prometheus' default buckets, with 1 and 2.5 ms added for small batches. */
+const double el_batch_bucket_bounds[EL_BATCH_BUCKETS] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
+};
+
+/* Count a batch in the slot's histogram; the caller holds slot->mutex. */
+static void
+el_note_batch_seconds(ElWorkerSlot *slot, double seconds)
+{
+	int			i = 0;
+
+	while (i < EL_BATCH_BUCKETS && seconds > el_batch_bucket_bounds[i])
+		i++;
+	slot->batch_histogram[i]++;
+	slot->batch_seconds_sum += seconds;
+}
+
 static void
 el_set_state(ElWorkerState state)
 {
@@ -117,6 +134,7 @@ el_run_batch(void)
 		my_slot->last_batch_at = end;
 		my_slot->last_batch_events = result.claimed;
 		my_slot->last_batch_ms = (double) (end - start) / 1000.0;
+		el_note_batch_seconds(my_slot, (double) (end - start) / USECS_PER_SEC);
 	}
 	SpinLockRelease(&my_slot->mutex);
 	return result.claimed;
@@ -165,6 +183,8 @@ el_worker_main(Datum arg)
 	my_slot->latch = &MyProc->procLatch;
 	my_slot->state = EL_WORKER_STARTING;
 	my_slot->processed = my_slot->failed = my_slot->dead_lettered = my_slot->batches = 0;
+	memset(my_slot->batch_histogram, 0, sizeof(my_slot->batch_histogram));
+	my_slot->batch_seconds_sum = 0;
 	my_slot->started_at = GetCurrentTimestamp();
 	my_slot->last_batch_at = 0;
 	SpinLockRelease(&my_slot->mutex);

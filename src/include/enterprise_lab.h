@@ -66,6 +66,13 @@ extern bool el_is_builtin_event_type(const char *event_type);
 extern void el_apply_chunk(Datum *event_ids, char **event_types, int n);
 extern void el_forget_handler_plans(void);
 
+/*
+ * Upper bounds, in seconds, of the buckets of the batch-duration histogram
+ * (worker.c); a last bucket counts the batches slower than all of them.
+ */
+#define EL_BATCH_BUCKETS 13
+extern const double el_batch_bucket_bounds[EL_BATCH_BUCKETS];
+
 /* Per-worker state in shared memory (enterprise_lab.c) */
 typedef enum ElWorkerState
 {
@@ -90,6 +97,9 @@ typedef struct ElWorkerSlot
 	TimestampTz last_batch_at;
 	int			last_batch_events;
 	double		last_batch_ms;
+	/* batches that claimed events, by duration (not cumulative) */
+	uint64		batch_histogram[EL_BATCH_BUCKETS + 1];
+	double		batch_seconds_sum;
 } ElWorkerSlot;
 
 /* A running gateway process; its mutex guards pid and latch. */
@@ -106,13 +116,19 @@ typedef struct ElGatewaySlot
  * that started them and exit when another launcher has taken over.  Each
  * slot's mutex guards that slot.  http_body_bytes counts the request bodies
  * every gateway process holds in memory, for enterprise_lab.http_max_buffered.
+ * http_responses counts the gateway's responses by status (100 to 599), for
+ * GET /metrics.
  */
+#define EL_HTTP_STATUS_MIN 100
+#define EL_HTTP_STATUSES 500
+
 typedef struct ElShared
 {
 	pid_t		launcher_pid;
 	ElWorkerSlot workers[EL_MAX_WORKERS];
 	ElGatewaySlot gateways[EL_MAX_HTTP_WORKERS];
 	pg_atomic_uint64 http_body_bytes;
+	pg_atomic_uint64 http_responses[EL_HTTP_STATUSES];
 } ElShared;
 
 extern ElShared *el_shared;

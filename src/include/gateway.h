@@ -3,8 +3,9 @@
  *		Declarations shared by the files of the built-in HTTP gateway:
  *		gateway.c (settings, the daemon and its loop, request dispatch),
  *		http_guard.c, http_limits.c, http_response.c, http_auth.c,
- *		http_static.c, http_rpc.c, http_original.c, http_multipart.c and
- *		http_health.c.  Everything here runs in the gateway process, on its
+ *		http_static.c, http_rpc.c, http_original.c, http_multipart.c,
+ *		http_health.c, http_metrics.c, http_openapi.c and http_routes.c.
+ *		Everything here runs in the gateway process, on its
  *		only thread, inside PG_TRY (see gateway.c).
  */
 #ifndef EL_GATEWAY_H
@@ -83,6 +84,8 @@ extern void el_release_body(ElRequest *req);
 extern void el_release_all_bodies(int code, Datum arg);
 
 /* http_response.c: responses and PostgREST's error body and status table */
+extern enum MHD_Result el_queue_response(struct MHD_Connection *conn, unsigned int status,
+										 struct MHD_Response *response);
 extern enum MHD_Result el_respond(struct MHD_Connection *conn, unsigned int status,
 								  const char *content_type, const char *body, size_t len);
 extern enum MHD_Result el_respond_error(struct MHD_Connection *conn, unsigned int status,
@@ -92,6 +95,8 @@ extern enum MHD_Result el_respond_not_allowed(struct MHD_Connection *conn, const
 											  const char *method, const char *url);
 extern enum MHD_Result el_respond_close(struct MHD_Connection *conn, unsigned int status,
 										const char *code, const char *message);
+extern char *el_error_json(const char *code, const char *message,
+						   const char *details, const char *hint);
 extern void el_json_field(StringInfo buf, const char *key, const char *value, bool last);
 extern enum MHD_Result el_respond_unauthorized(struct MHD_Connection *conn,
 											   const char *code, const char *message);
@@ -116,6 +121,7 @@ typedef struct ElAuth
 } ElAuth;
 
 extern void el_load_libjwt(void);
+extern void el_anonymous_auth(ElAuth *auth);
 extern void el_authenticate(struct MHD_Connection *conn, ElAuth *auth);
 
 /* One call of api.<name>(jsonb) on behalf of a request. */
@@ -136,6 +142,7 @@ extern void el_stop_request_timeout(void);
 extern enum MHD_Result el_handle_rpc(struct MHD_Connection *conn, const char *url,
 									 ElRequest *req);
 extern enum MHD_Result el_answer_api(struct MHD_Connection *conn, const ElApiCall *call);
+extern bool el_call_api(const ElApiCall *call, unsigned int *status, char **json);
 
 /* http_original.c: the original lab's routes */
 extern bool el_is_original_path(const char *url);
@@ -146,6 +153,40 @@ extern enum MHD_Result el_handle_original(struct MHD_Connection *conn, const cha
 extern bool el_is_form_post(struct MHD_Connection *conn);
 extern bool el_form_to_json(struct MHD_Connection *conn, StringInfo body, StringInfo json,
 							ElRefusal *refusal);
+
+/* http_metrics.c: GET /metrics (Prometheus) */
+typedef enum ElMetricsAccess
+{
+	EL_METRICS_ANONYMOUS,
+	EL_METRICS_AUTHENTICATED,
+	EL_METRICS_OFF
+} ElMetricsAccess;
+
+extern int	el_metrics_access;
+extern enum MHD_Result el_handle_metrics(struct MHD_Connection *conn);
+
+/*
+ * The routes besides POST /rpc/<name> as api.openapi() describes them:
+ * el_route_infos() (http_original.c, over its route table) returns how many
+ * there are and sets *routes to them (palloc'd); enterprise_lab.http_routes()
+ * (http_routes.c) shows them to SQL.
+ */
+typedef struct ElRouteInfo
+{
+	const char *method;			/* GET, POST, PUT, PATCH or DELETE */
+	const char *path;			/* {name} marks a path parameter */
+	const char *api_function;	/* api.<name>(jsonb) the route calls */
+	const char *summary;		/* NULL: the function's COMMENT */
+	const char *query_parameters;	/* comma-separated, or NULL */
+	const char *content_types;	/* of the request body, comma-separated; NULL: JSON */
+	bool		needs_token;	/* refused without a token */
+	unsigned int ok_status;		/* status of a success */
+} ElRouteInfo;
+
+extern int	el_route_infos(ElRouteInfo **routes);
+
+/* http_openapi.c: GET /openapi.json */
+extern enum MHD_Result el_handle_openapi(struct MHD_Connection *conn);
 
 /* http_health.c: GET /health */
 extern enum MHD_Result el_handle_health(struct MHD_Connection *conn);

@@ -34,4 +34,16 @@ extern void el_delivery_shmem_init(void);
 extern void el_delivery_supervise(Oid dboid, long *timeout);
 extern PGDLLEXPORT void el_delivery_worker_main(Datum arg);
 
+/* The delivery worker's counters since it started (GET /metrics). */
+typedef struct ElDeliveryCounters
+{
+	uint64		sent;
+	uint64		delivered;
+	uint64		failed;
+	uint64		refused;
+	int			in_flight;
+} ElDeliveryCounters;
+
+extern bool el_delivery_counters(ElDeliveryCounters *counters);
+
 #endif							/* EL_WEBHOOK_H */

@@ -74,9 +74,13 @@ CREATE TABLE integration.deliveries (
   CONSTRAINT deliveries_once_per_event UNIQUE (subscription_id, event_id),
   CONSTRAINT deliveries_in_flight_leased CHECK ((status = 'in_flight') = (lease_until IS NOT NULL))
 );
--- The claim walks the unfinished deliveries oldest first.
+-- The claim walks the waiting deliveries oldest first, and finds leases
+-- that ran out by their end: the deliveries in flight (up to
+-- enterprise_lab.delivery_batch_size) are never walked past.
 CREATE INDEX deliveries_due_idx ON integration.deliveries (event_seq)
-  WHERE status IN ('pending', 'in_flight', 'failed');
+  WHERE status IN ('pending', 'failed');
+CREATE INDEX deliveries_leased_idx ON integration.deliveries (lease_until)
+  WHERE status = 'in_flight';
 -- Per-pair order: "is there an earlier unfinished delivery?"
 CREATE INDEX deliveries_unfinished_idx ON integration.deliveries (subscription_id, submission_id, event_seq)
   WHERE status IN ('pending', 'in_flight', 'failed', 'dead_letter');
@@ -240,18 +244,49 @@ COMMENT ON FUNCTION integration.resume_subscription(uuid) IS
 -- delivery of each (subscription, submission) qualifies, and only for
 -- enabled, unpaused subscriptions; an expired lease makes a delivery due
 -- again.  The attempt is counted here, so a delivery that crashes its
--- worker every time still reaches the dead letter.
+-- worker every time still reaches the dead letter.  Waiting deliveries and
+-- expired leases are looked up apart, each through its own index, and the
+-- oldest of both are locked.  PL/pgSQL keeps the plan for the session (a
+-- SQL function's body is parsed and planned on every call).
 CREATE FUNCTION integration.claim_deliveries(max_deliveries integer, lease interval)
 RETURNS TABLE (id uuid, attempt integer, url text, secret text, header_lines text[],
                timeout_ms integer, body text)
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-  WITH due AS (
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  -- A value, not clock_timestamp() itself, so that the index can use it.
+  due_by timestamptz := clock_timestamp();
+BEGIN
+  RETURN QUERY
+  WITH candidate AS (
+    (SELECT d.id
+       FROM integration.deliveries d
+       JOIN integration.subscriptions s ON s.id = d.subscription_id
+      WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= due_by
+        AND s.enabled AND s.paused_at IS NULL
+        AND NOT EXISTS (SELECT 1 FROM integration.deliveries p
+                         WHERE p.subscription_id = d.subscription_id
+                           AND p.submission_id = d.submission_id
+                           AND p.event_seq < d.event_seq
+                           AND p.status IN ('pending', 'in_flight', 'failed', 'dead_letter'))
+      ORDER BY d.event_seq
+      LIMIT max_deliveries)
+    UNION ALL
+    (SELECT d.id
+       FROM integration.deliveries d
+       JOIN integration.subscriptions s ON s.id = d.subscription_id
+      WHERE d.status = 'in_flight' AND d.lease_until <= due_by
+        AND s.enabled AND s.paused_at IS NULL
+      ORDER BY d.lease_until
+      LIMIT max_deliveries)),
+  -- Locked, and checked again as locked.
+  due AS (
     SELECT d.id
       FROM integration.deliveries d
       JOIN integration.subscriptions s ON s.id = d.subscription_id
-     WHERE d.status IN ('pending', 'in_flight', 'failed')
-       AND CASE WHEN d.status = 'in_flight' THEN d.lease_until <= clock_timestamp()
-                ELSE d.next_attempt_at <= clock_timestamp() END
+     WHERE d.id IN (SELECT c.id FROM candidate c)
+       AND d.status IN ('pending', 'in_flight', 'failed')
+       AND CASE WHEN d.status = 'in_flight' THEN d.lease_until <= due_by
+                ELSE d.next_attempt_at <= due_by END
        AND s.enabled AND s.paused_at IS NULL
        AND NOT EXISTS (SELECT 1 FROM integration.deliveries p
                         WHERE p.subscription_id = d.subscription_id
@@ -269,27 +304,35 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
            last_attempt_at = clock_timestamp()
       FROM due
      WHERE d.id = due.id
-    RETURNING d.id, d.attempts, d.subscription_id, d.payload, d.event_seq)
-  SELECT l.id, l.attempts, s.url, k.secret,
-         ARRAY(SELECT h.key || ': ' || h.value FROM jsonb_each_text(s.headers) h ORDER BY h.key),
-         s.timeout_ms, l.payload::text
+    RETURNING d.id, d.attempts, d.subscription_id, d.payload, d.event_seq),
+  -- Once per subscription, not per delivery.
+  target AS MATERIALIZED (
+    SELECT s.id, s.url, k.secret, s.timeout_ms,
+           ARRAY(SELECT h.key || ': ' || h.value FROM jsonb_each_text(s.headers) h ORDER BY h.key) AS header_lines
+      FROM integration.subscriptions s
+      JOIN integration.subscription_secrets k ON k.subscription_id = s.id
+     WHERE s.id IN (SELECT l.subscription_id FROM leased l))
+  SELECT l.id, l.attempts, t.url, t.secret, t.header_lines, t.timeout_ms, l.payload::text
     FROM leased l
-    JOIN integration.subscriptions s ON s.id = l.subscription_id
-    JOIN integration.subscription_secrets k ON k.subscription_id = l.subscription_id
-   ORDER BY l.event_seq
-$$;
+    JOIN target t ON t.id = l.subscription_id
+   ORDER BY l.event_seq;
+END $$;
 COMMENT ON FUNCTION integration.claim_deliveries(integer, interval) IS
   'Delivery worker: lease up to max_deliveries due deliveries (in flight until now() + lease) and return what to send.';
 
 -- Record what the receivers answered, for a set of deliveries at once.
 -- Only a delivery still leased for that attempt is updated: a lease that
--- ran out and was claimed again belongs to the newer attempt.
+-- ran out and was claimed again belongs to the newer attempt.  PL/pgSQL,
+-- like the claim, for a plan kept across calls.
 CREATE FUNCTION integration.record_delivery_outcomes(
   ids uuid[], attempts integer[], http_statuses integer[], errors text[], excerpts text[],
   retry_after_seconds integer[], durations_ms double precision[],
   max_attempts integer, backoff_base_ms integer, backoff_max_ms integer, failure_threshold integer)
 RETURNS integer
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  recorded integer;
+BEGIN
   WITH o AS (
     SELECT * FROM unnest(ids, attempts, http_statuses, errors, excerpts, retry_after_seconds, durations_ms)
                   WITH ORDINALITY AS o(id, attempt, http_status, error, excerpt, retry_after, duration_ms, ord)),
@@ -301,8 +344,11 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
                 ELSE 'failed' END AS kind,
            least(backoff_max_ms / 1000.0,
                  backoff_base_ms / 1000.0 * power(2, least(d.attempts - 1, 40))) AS backoff
+      -- "In flight" said as lease_until IS NOT NULL (the same, by a CHECK):
+      -- status = 'in_flight' would let the plan walk deliveries_leased_idx,
+      -- every delivery in flight, instead of looking up the answered ones.
       FROM o JOIN integration.deliveries d
-        ON d.id = o.id AND d.attempts = o.attempt AND d.status = 'in_flight'),
+        ON d.id = o.id AND d.attempts = o.attempt AND d.lease_until IS NOT NULL),
   upd AS (
     UPDATE integration.deliveries d
        SET status = CASE k.kind WHEN 'gone' THEN 'pending' ELSE k.kind END,
@@ -356,8 +402,9 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
       FROM b
      WHERE s.id = b.id
     RETURNING s.id)
-  SELECT count(*)::integer FROM upd
-$$;
+  SELECT count(*)::integer INTO recorded FROM upd;
+  RETURN recorded;
+END $$;
 COMMENT ON FUNCTION integration.record_delivery_outcomes(uuid[], integer[], integer[], text[], text[], integer[], double precision[], integer, integer, integer, integer) IS
   'Delivery worker: record attempts (2xx delivered; 410 pauses the subscription; others retry with backoff and jitter, Retry-After on 429/503, then dead letter) and apply the circuit breaker.';
 
