@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""bench/soak's report: joins the server samples with pgbench's logs per
+interval, writes soak.csv, checks the criteria and the invariants, prints
+PASS/FAIL for each; exits 1 if any failed.
+
+usage: report.py WORK OUT DURATION INTERVAL RATE MOVE_RATE READ_RATE INDEX_BOUND_KB
+"""
+import csv
+import glob
+import os
+import sys
+
+work, out = sys.argv[1], sys.argv[2]
+duration, interval, rate, move_rate, read_rate, index_bound_kb = (int(a) for a in sys.argv[3:9])
+t0 = float(open(os.path.join(work, 't0')).read())
+n = duration // interval
+
+
+def bucket(epoch):
+    """Index of the interval a time falls in (0 = the first)."""
+    return min(max(int((epoch - t0) // interval), 0), n - 1)
+
+
+def aggregates(prefix):
+    """Per interval: transactions, lag sum (us), max lag (us), from pgbench --aggregate-interval logs."""
+    count, lag_sum, lag_max = [0] * n, [0.0] * n, [0.0] * n
+    for path in glob.glob(os.path.join(work, prefix + '.[0-9]*')):
+        for line in open(path):
+            f = line.split()
+            # interval_start num sum_lat sum_lat2 min_lat max_lat sum_lag sum_lag2 min_lag max_lag
+            i = min(max(int(round((int(f[0]) - t0) / interval)), 0), n - 1)
+            count[i] += int(f[1])
+            lag_sum[i] += float(f[6])
+            lag_max[i] = max(lag_max[i], float(f[9]))
+    return count, lag_sum, lag_max
+
+
+def percentile(values, p):
+    if not values:
+        return 0.0
+    v = sorted(values)
+    return v[min(len(v) - 1, int(len(v) * p))]
+
+
+def ms(us):
+    return round(us / 1000.0, 2)
+
+
+sub_n, sub_lag, sub_lag_max = aggregates('submit')
+mov_n, mov_lag, mov_lag_max = aggregates('move')
+reads = [[] for _ in range(n)]
+read_lag_max = [0.0] * n
+for path in glob.glob(os.path.join(work, 'dashboard.[0-9]*')):
+    for line in open(path):
+        # client_id transaction_no latency_us script_no epoch us schedule_lag_us
+        f = line.split()
+        i = bucket(int(f[4]) + int(f[5]) / 1e6)
+        reads[i].append(float(f[2]))
+        read_lag_max[i] = max(read_lag_max[i], float(f[6]))
+
+samples = list(csv.DictReader(open(os.path.join(work, 'samples.csv'))))
+claims0, claim_ms0 = (float(x) for x in open(os.path.join(work, 'claim.start')).read().split(','))
+rows = []
+for i, s in enumerate(samples[:n]):
+    claims, claim_ms = float(s['claims']), float(s['claim_total_ms'])
+    dc, dt = claims - claims0, claim_ms - claim_ms0
+    claims0, claim_ms0 = claims, claim_ms
+    rows.append({
+        'elapsed_s': s['elapsed_s'],
+        'submit_per_s': round(sub_n[i] / interval, 1),
+        'submit_lag_mean_ms': ms(sub_lag[i] / sub_n[i]) if sub_n[i] else 0,
+        'submit_lag_max_ms': ms(sub_lag_max[i]),
+        'move_per_s': round(mov_n[i] / interval, 1),
+        'move_lag_mean_ms': ms(mov_lag[i] / mov_n[i]) if mov_n[i] else 0,
+        'move_lag_max_ms': ms(mov_lag_max[i]),
+        'read_per_s': round(len(reads[i]) / interval, 1),
+        'read_p50_ms': ms(percentile(reads[i], 0.5)),
+        'read_p99_ms': ms(percentile(reads[i], 0.99)),
+        'read_lag_max_ms': ms(read_lag_max[i]),
+        'processed_per_s': round(int(s['processed']) / interval, 1),
+        'c2p_p50_ms': s['c2p_p50_ms'],
+        'c2p_p99_ms': s['c2p_p99_ms'],
+        'claims_per_s': round(dc / interval, 1),
+        'claim_mean_ms': round(dt / dc, 3) if dc else 0,
+        'events_mb': round(int(s['events_kb']) / 1024, 1),
+        'events_indexes_mb': round(int(s['events_indexes_kb']) / 1024, 1),
+        'due_idx_kb': s['due_idx_kb'],
+        'unfinished_idx_kb': s['unfinished_idx_kb'],
+        'live_rows': s['live_rows'],
+        'dead_rows': s['dead_rows'],
+        'autovacuums': s['autovacuums'],
+        'unfinished': s['unfinished'],
+    })
+with open(os.path.join(out, 'soak.csv'), 'w', newline='') as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+
+cols = [('elapsed_s', 's'), ('submit_per_s', 'sub/s'), ('submit_lag_max_ms', 'lag ms'), ('move_per_s', 'mov/s'),
+        ('read_p99_ms', 'read p99'), ('c2p_p50_ms', 'c2p p50'), ('c2p_p99_ms', 'c2p p99'),
+        ('claim_mean_ms', 'claim ms'), ('events_mb', 'events MB'), ('due_idx_kb', 'due kB'),
+        ('unfinished_idx_kb', 'unfin kB'), ('dead_rows', 'dead')]
+print()
+print(' '.join('%9s' % h for _, h in cols))
+for r in rows:
+    print(' '.join('%9s' % r[k] for k, _ in cols))
+print()
+
+results = []
+
+
+def check(ok, what):
+    results.append(ok)
+    print('%s  %s' % ('PASS' if ok else 'FAIL', what))
+
+
+def reached(count, offered, name):
+    got = sum(count) / duration
+    check(got >= 0.98 * offered,
+          '%s reached %.1f/s of %d/s offered over the run (>= 98%%); worst interval %.1f/s'
+          % (name, got, offered, min(count[:-1] or count) / interval))
+
+
+reached(sub_n, rate, 'submissions')
+reached(mov_n, move_rate, 'status changes')
+first, last = float(rows[0]['c2p_p99_ms']), float(rows[-1]['c2p_p99_ms'])
+check(last <= 1.5 * first,
+      'commit-to-processed p99: last interval %.1f ms <= 1.5 x first %.1f ms (worst interval %.1f ms)'
+      % (last, first, max(float(r['c2p_p99_ms']) for r in rows)))
+for name, index in (('due_idx_kb', 'events_due_idx'), ('unfinished_idx_kb', 'events_unfinished_idx')):
+    base = int(rows[min(1, len(rows) - 1)][name])
+    worst = max(int(r[name]) for r in rows)
+    check(worst <= max(4 * base, index_bound_kb), '%s: largest %d kB <= max(4 x %d kB at 1 minute, %d kB)'
+          % (index, worst, base, index_bound_kb))
+all_reads = [x for r in reads for x in r]
+p99 = ms(percentile(all_reads, 0.99))
+check(p99 <= 50, 'dashboard refresh p99 %.1f ms <= 50 ms over the run (p50 %.1f ms, worst interval p99 %.1f ms, %.1f/s)'
+      % (p99, ms(percentile(all_reads, 0.5)), max(float(r['read_p99_ms']) for r in rows), len(all_reads) / duration))
+
+unfinished = int(open(os.path.join(work, 'invariant.unfinished')).read())
+(subs, cases, case_subs, objects, object_subs, not_integrated, synced, normalized, moves, processed,
+ failed) = (int(x) for x in open(os.path.join(work, 'invariant.counts')).read().split())
+retention_runs = int(open(os.path.join(work, 'invariant.retention')).read())
+check(unfinished == 0, 'no event left unfinished after the drain (%d)' % unfinished)
+check(cases == case_subs == subs, 'one case per submission (%d submissions, %d cases for %d submissions)'
+      % (subs, cases, case_subs))
+check(objects == object_subs == subs, 'one canonical object per submission (%d objects for %d submissions)'
+      % (objects, object_subs))
+check(not_integrated == 0 and synced == normalized == subs,
+      'every service request integrated, two lineage edges each (%d not integrated, %d + %d edges)'
+      % (not_integrated, synced, normalized))
+check(processed == subs + moves and failed == 0,
+      'every event completed once: the workers processed %d = %d submissions + %d status changes, %d failed'
+      % (processed, subs, moves, failed))
+check(retention_runs >= duration // 60 - 1, 'retention ran %d times (pg_cron, every minute)' % retention_runs)
+
+print()
+print('%s: %d of %d criteria passed' % ('PASS' if all(results) else 'FAIL', sum(results), len(results)))
+sys.exit(0 if all(results) else 1)
