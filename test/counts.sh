@@ -29,15 +29,18 @@ el_count_pgtap() {  # FILE STATUS
 }
 
 # A process-level suite's TAP: "ok N - ..." / "not ok N - ...", closed by
-# the plan "1..N".  A missing plan, a plan that does not match the lines
-# seen, or a non-zero exit with no failure line counts one failure.
+# the plan "1..N".  "ok N # SKIP reason" is a skip, counted apart (it is
+# neither a pass nor a failure).  A missing plan, a plan that does not
+# match the lines seen, or a non-zero exit with no failure line counts one
+# failure.  Prints "PASSED FAILED SKIPPED".
 el_count_tap() {  # FILE STATUS
-  local file=$1 status=$2 p f plan
-  p=$(grep -cE '^ok [0-9]+' "$file")
+  local file=$1 status=$2 p f s plan
+  s=$(grep -ciE '^ok [0-9]+ *(- .*)?# *skip' "$file")
+  p=$(( $(grep -cE '^ok [0-9]+' "$file") - s ))
   f=$(grep -cE '^not ok [0-9]+' "$file")
   plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' "$file" | tail -1)
-  if [ -z "$plan" ] || [ "$plan" -ne $((p + f)) ] || { [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; }; then
+  if [ -z "$plan" ] || [ "$plan" -ne $((p + f + s)) ] || { [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; }; then
     f=$((f + 1))
   fi
-  echo "$p $f"
+  echo "$p $f $s"
 }
