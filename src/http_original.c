@@ -57,6 +57,16 @@ el_takes_form(const ElRoute *route)
  * The route table for api.openapi() (http_routes.c): each pattern's "{}"
  * named after its parameter, and the request body types.
  */
+/* The route's path as documented: "{}" named after its parameter. */
+static const char *
+el_route_path(const ElRoute *r)
+{
+	const char *brace = strstr(r->pattern, "{}");
+
+	return brace == NULL ? r->pattern
+		: psprintf("%.*s{%s}%s", (int) (brace - r->pattern), r->pattern, r->param, brace + 2);
+}
+
 int
 el_route_infos(ElRouteInfo **routes)
 {
@@ -65,11 +75,9 @@ el_route_infos(ElRouteInfo **routes)
 	for (size_t i = 0; i < lengthof(el_routes); i++)
 	{
 		const ElRoute *r = &el_routes[i];
-		const char *brace = strstr(r->pattern, "{}");
 
 		infos[i].method = r->method;
-		infos[i].path = brace == NULL ? r->pattern
-			: psprintf("%.*s{%s}%s", (int) (brace - r->pattern), r->pattern, r->param, brace + 2);
+		infos[i].path = el_route_path(r);
 		infos[i].api_function = r->function;
 		infos[i].query_parameters = r->query;
 		infos[i].content_types = el_takes_form(r) ? "application/json,multipart/form-data" : NULL;
@@ -258,7 +266,7 @@ el_handle_original(struct MHD_Connection *conn, const char *url, const char *met
 			: el_respond_error(conn, auth.status, auth.code, auth.message, NULL, NULL);
 	if (route->needs_token && auth.anonymous)
 		return el_respond_error(conn, MHD_HTTP_UNAUTHORIZED, "42501",
-								psprintf("%s %s needs an operator token", method, route->pattern),
+								psprintf("%s %s needs an operator token", method, el_route_path(route)),
 								"Requests without a token run as the anonymous role, which may not change cases.",
 								"Send \"Authorization: Bearer <token>\" with a token of role lab_operator or lab_admin; ./scripts/demo prints one, and ./scripts/demo token prints another.");
 
