@@ -6,9 +6,6 @@ Runs against the gateway that test/services/gateway.sh configures
 api.http_test_* give each SQLSTATE on demand; they, the files added to the
 web directory and a test table are removed at the end.
 """
-import base64
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -17,76 +14,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 
-URL = urllib.parse.urlparse(os.environ["EL_HTTP_URL"])
-SECRET = os.environ["EL_JWT_SECRET"].encode()
-HOST, PORT = URL.hostname, URL.port
-
-n = 0
-failed = 0
-
-
-def ok(cond, desc, diag=None):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n, desc), flush=True)
-    if not cond:
-        failed += 1
-        if diag is not None:
-            print("#   " + str(diag).replace("\n", "\n#   "), flush=True)
-    return cond
-
-
-def psql(sql, db="lab"):
-    env = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")
-    out = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
-                         capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError("psql failed: %s\n%s" % (sql, out.stderr))
-    return out.stdout.strip()
-
-
-def request(method, path, body=None, headers=None, timeout=30):
-    """One request on its own connection; returns (status, headers, body bytes)."""
-    conn = http.client.HTTPConnection(HOST, PORT, timeout=timeout)
-    try:
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body)
-        if isinstance(body, str):
-            body = body.encode()
-        conn.request(method, path, body=body, headers=headers or {})
-        r = conn.getresponse()
-        return r.status, dict(r.getheaders()), r.read()
-    finally:
-        conn.close()
-
-
-def rpc(name, body=None, token=None, headers=None, timeout=30):
-    h = {"Content-Type": "application/json"}
-    if token:
-        h["Authorization"] = "Bearer " + token
-    h.update(headers or {})
-    status, hdrs, data = request("POST", "/rpc/" + name, body if body is not None else b"", h, timeout)
-    try:
-        doc = json.loads(data) if data else None
-    except ValueError:
-        doc = None
-    return status, doc, hdrs
-
-
-def b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def jwt(claims, secret=SECRET, alg="HS256"):
-    header = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
-    payload = b64(json.dumps(claims).encode())
-    signing = ("%s.%s" % (header, payload)).encode()
-    if alg == "none":
-        return "%s.%s." % (header, payload)
-    digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}[alg]
-    return "%s.%s.%s" % (header, payload, b64(hmac.new(secret, signing, digest).digest()))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import tap  # noqa: E402
+from tap import HOST, PORT, b64, jwt, ok, psql, request, rpc, wait_healthy  # noqa: E402
 
 
 def set_setting(name, value):
@@ -111,20 +42,6 @@ def wait_health(accept, seconds=30):
             pass
         time.sleep(0.2)
     return None
-
-
-def wait_healthy(seconds=60):
-    deadline = time.time() + seconds
-    last = None
-    while time.time() < deadline:
-        try:
-            last = request("GET", "/health", timeout=5)
-            if last[0] == 200:
-                return last
-        except OSError as e:
-            last = e
-        time.sleep(0.2)
-    return last
 
 
 # ---------------------------------------------------------------- setup
@@ -234,7 +151,7 @@ def main():
     ok(isinstance(doc.get("workers_running"), int) and doc["workers_running"] >= 1,
        "health counts the running event workers", doc)
     ok(isinstance(doc.get("pending_events"), int), "health counts pending events", doc)
-    ok(h[1].get("Content-Type", "").startswith("application/json"), "health is JSON")
+    ok(h[1].get("content-type", "").startswith("application/json"), "health is JSON")
 
     # ------------------------------------------------------------ rpc basics
     s, d, hdr = rpc("http_test_echo", {"a": [1, "x"]})
@@ -243,7 +160,7 @@ def main():
     ok(d and d["session_user"] == "lab_authenticator", "the session user is the authenticator", d)
     ok(d and d["claims"] == {"role": "lab_anon"}, "request.jwt.claims holds the anonymous role", d)
     ok(d and d["path"] == "/rpc/http_test_echo", "request.path is set", d)
-    ok(hdr.get("Content-Type", "").startswith("application/json"), "rpc answers are JSON")
+    ok(hdr.get("content-type", "").startswith("application/json"), "rpc answers are JSON")
     s, d, _ = rpc("http_test_echo")
     ok(s == 200 and d["body"] == {}, "a missing body is {}", d)
     s, d, _ = rpc("http_test_echo", "[1, 2]")
@@ -339,7 +256,7 @@ def main():
     ]
     for what, token, code in bad_tokens:
         s, d, hdr = rpc("http_test_echo", {}, token=token)
-        ok(s == 401 and d and d["code"] == code and hdr.get("WWW-Authenticate", "").startswith("Bearer"),
+        ok(s == 401 and d and d["code"] == code and hdr.get("www-authenticate", "").startswith("Bearer"),
            "%s token -> 401 %s" % (what, code), (s, d))
     s, d, _ = rpc("http_test_echo", {}, headers={"Authorization": "Basic dXNlcjpwdw=="})
     ok(s == 401, "a non-Bearer Authorization header -> 401", (s, d))
@@ -389,9 +306,9 @@ def main():
     add_web_file(".http-test-hidden", b"hidden")
     add_web_file("http-test-escape.txt", symlink_to="/etc/hostname")
     s, hdr, body = request("GET", "/")
-    ok(s == 200 and hdr.get("Content-Type", "").startswith("text/html") and body.startswith(b"<"),
+    ok(s == 200 and hdr.get("content-type", "").startswith("text/html") and body.startswith(b"<"),
        "GET / serves index.html as text/html", (s, hdr))
-    ok(hdr.get("X-Content-Type-Options") == "nosniff", "static files are sent with nosniff")
+    ok(hdr.get("x-content-type-options") == "nosniff", "static files are sent with nosniff")
     conn = http.client.HTTPConnection(HOST, PORT, timeout=10)
     statuses = []
     for method, path, body in (("GET", "/", None), ("POST", "/rpc/http_test_echo", b"{}"), ("GET", "/health", None),
@@ -408,8 +325,8 @@ def main():
     for path, ctype in (("/http-test.css", "text/css"), ("/http-test-sub/a.js", "text/javascript"),
                         ("/http-test.png", "image/png")):
         s, hdr, _ = request("GET", path)
-        ok(s == 200 and hdr.get("Content-Type", "").startswith(ctype), "%s is served as %s" % (path, ctype),
-           (s, hdr.get("Content-Type")))
+        ok(s == 200 and hdr.get("content-type", "").startswith(ctype), "%s is served as %s" % (path, ctype),
+           (s, hdr.get("content-type")))
     secret = open(os.path.join(web_dir, "..", "enterprise_lab.control"), "rb").read()
     for path in ("/../enterprise_lab.control", "/%2e%2e/enterprise_lab.control", "/%2E%2E/enterprise_lab.control",
                  "/..%2fenterprise_lab.control", "/%2e%2e%2fenterprise_lab.control",
@@ -610,5 +527,4 @@ except Exception as e:  # a crash of the suite is a failure, not a pass
     ok(False, "suite ran to the end: %s" % e)
 finally:
     teardown()
-print("1..%d" % n)
-sys.exit(1 if failed else 0)
+sys.exit(tap.done())

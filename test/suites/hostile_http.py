@@ -12,9 +12,6 @@ count and time.  Attackers connect from other loopback addresses
 Settings changed here are reset at the end.
 """
 import base64
-import hashlib
-import hmac
-import http.client
 import json
 import os
 import shutil
@@ -24,35 +21,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 
-URL = urllib.parse.urlparse(os.environ["EL_HTTP_URL"])
-SECRET = os.environ["EL_JWT_SECRET"].encode()
-HOST, PORT = URL.hostname, URL.port
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import tap  # noqa: E402
+from tap import HOST, PORT, jwt, ok, psql, raw, request, rpc, wait_healthy  # noqa: E402
+
 TREE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-
-n = 0
-failed = 0
-
-
-def ok(cond, desc, diag=None):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n, desc), flush=True)
-    if not cond:
-        failed += 1
-        if diag is not None:
-            print("#   " + str(diag).replace("\n", "\n#   "), flush=True)
-    return cond
-
-
-def psql(sql, db="lab"):
-    env = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")
-    out = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
-                         capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError("psql failed: %s\n%s" % (sql, out.stderr))
-    return out.stdout.strip()
 
 
 def set_settings(**settings):
@@ -63,62 +37,6 @@ def set_settings(**settings):
             psql("ALTER SYSTEM SET enterprise_lab.%s = '%s'" % (name, value))
     psql("SELECT pg_reload_conf()")
     time.sleep(1.5)  # the gateways reload at their next wake-up (at most a second)
-
-
-def request(method, path, body=None, headers=None, timeout=30, source="127.0.0.1"):
-    """One request on its own connection; returns (status, headers, body bytes)."""
-    conn = http.client.HTTPConnection(HOST, PORT, timeout=timeout, source_address=(source, 0))
-    try:
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body)
-        if isinstance(body, str):
-            body = body.encode()
-        conn.request(method, path, body=body, headers=headers or {})
-        r = conn.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-    finally:
-        conn.close()
-
-
-def rpc(name, body=None, token=None, headers=None, timeout=30):
-    h = {"Content-Type": "application/json"}
-    if token:
-        h["Authorization"] = "Bearer " + token
-    h.update(headers or {})
-    status, hdrs, data = request("POST", "/rpc/" + name, body if body is not None else b"", h, timeout)
-    try:
-        doc = json.loads(data) if data else None
-    except ValueError:
-        doc = None
-    return status, doc, hdrs
-
-
-def b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def jwt(claims, secret=SECRET, header=None):
-    head = b64(json.dumps(header or {"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    sig = b64(hmac.new(secret, ("%s.%s" % (head, body)).encode(), hashlib.sha256).digest())
-    return "%s.%s.%s" % (head, body, sig)
-
-
-def raw(data, source="127.0.0.1", timeout=5):
-    """Send bytes, read until the server closes; returns (response bytes, closed by the server)."""
-    with socket.create_connection((HOST, PORT), timeout=timeout, source_address=(source, 0)) as sock:
-        sock.sendall(data)
-        out = b""
-        try:
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    return out, True
-                out += chunk
-        except socket.timeout:
-            return out, False
-        except ConnectionResetError:
-            return out, True
 
 
 def timed_health(source="127.0.0.1"):
@@ -177,23 +95,11 @@ SETTINGS = ("http_read_timeout", "http_max_buffered", "http_host_names", "http_c
             "jwt_secret", "s3_endpoint", "s3_timeout", "s3_connect_timeout")
 
 
-def wait_healthy(seconds=60):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            s, _, body = request("GET", "/health", timeout=5)
-            if s == 200:
-                return True
-        except OSError:
-            pass
-        time.sleep(0.2)
-    return False
-
-
 def main():
     psql(TEARDOWN)
     psql(SETUP)
-    ok(wait_healthy(), "the gateway is up")
+    h = wait_healthy()
+    ok(isinstance(h, tuple) and h[0] == 200, "the gateway is up", h)
 
     # ------------------------------------------------------------ no way to superuser
     # The function does reach a superuser when a superuser calls it: the attempts are real.
@@ -565,5 +471,4 @@ if __name__ == "__main__":
             psql(TEARDOWN)
         except Exception as e:
             ok(False, "teardown: %s" % e)
-    print("1..%d" % n)
-    sys.exit(1 if failed else 0)
+    sys.exit(tap.done())

@@ -8,44 +8,16 @@ methods and paths, the token rules of the case route, bad bodies and
 queries, and multipart uploads.
 """
 import base64
-import hashlib
-import hmac
-import http.client
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
-import urllib.parse
 import uuid
 
-URL = urllib.parse.urlparse(os.environ["EL_HTTP_URL"])
-SECRET = os.environ["EL_JWT_SECRET"].encode()
-HOST, PORT = URL.hostname, URL.port
-
-n = 0
-failed = 0
-
-
-def ok(cond, desc, diag=None):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n, desc), flush=True)
-    if not cond:
-        failed += 1
-        if diag is not None:
-            print("#   " + str(diag).replace("\n", "\n#   "), flush=True)
-    return cond
-
-
-def psql(sql):
-    env = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")
-    out = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", "lab", "-c", sql],
-                         capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError("psql failed: %s\n%s" % (sql, out.stderr))
-    return out.stdout.strip()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import tap  # noqa: E402
+from tap import HOST, PORT, jwt, ok, psql  # noqa: E402
 
 
 def request(method, path, body=None, headers=None, token=None):
@@ -56,26 +28,12 @@ def request(method, path, body=None, headers=None, token=None):
     if isinstance(body, (dict, list)):
         body = json.dumps(body)
         h.setdefault("Content-Type", "application/json")
-    if isinstance(body, str):
-        body = body.encode()
-    conn = http.client.HTTPConnection(HOST, PORT, timeout=60)
+    status, hdrs, data = tap.request(method, path, body, h, timeout=60)
     try:
-        conn.request(method, path, body=body, headers=h)
-        r = conn.getresponse()
-        data = r.read()
-        try:
-            doc = json.loads(data) if data else None
-        except ValueError:
-            doc = data
-        return r.status, dict(r.getheaders()), doc
-    finally:
-        conn.close()
-
-
-def jwt(claims):
-    b64 = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()
-    signing = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims).encode())
-    return signing + "." + b64(hmac.new(SECRET, signing.encode(), hashlib.sha256).digest())
+        doc = json.loads(data) if data else None
+    except ValueError:
+        doc = data
+    return status, hdrs, doc
 
 
 def token(role, sub, teams=("service_desk", "operations", "finance_ops", "security")):
@@ -147,7 +105,7 @@ def main():
     sub = d.get("submission_id") if isinstance(d, dict) else None
     ok(sub and psql("SELECT request_description FROM intake.submissions WHERE submission_id = '%s'" % sub)
        == "Created through the original route.", "the submission is in intake.submissions with its description")
-    ok(h.get("Content-Type", "").startswith("application/json"), "the answer is JSON")
+    ok(h.get("content-type", "").startswith("application/json"), "the answer is JSON")
     ok(isinstance(d, dict) and d.get("submission_status") == "received", "the answer has its submission_status", d)
     ok(sub and psql("SELECT c.code FROM intake.submissions s JOIN reference.customers c ON c.id = s.customer_id"
                     " WHERE s.submission_id = '%s'" % sub) == "UNASSIGNED",
@@ -275,7 +233,7 @@ def main():
     ok(s == 401 and d["code"] == "42501" and "operator token" in d["message"],
        "PATCH without a token -> 401 saying an operator token is needed", (s, d))
     ok("./scripts/demo" in (d.get("hint") or ""), "... with a hint on where to get one", d)
-    ok(h.get("WWW-Authenticate", "").startswith("Bearer"), "... and WWW-Authenticate: Bearer", h)
+    ok(h.get("www-authenticate", "").startswith("Bearer"), "... and WWW-Authenticate: Bearer", h)
     s, _, d = request("PATCH", path, change, token="not.a.token")
     ok(s == 401, "a bad token -> 401", (s, d))
     s, _, d = request("PATCH", path, change, token=AUDITOR)
@@ -370,7 +328,7 @@ def main():
     ok(s == 200 and isinstance(d, list) and len(d) > 2 and {"from_type", "to_type", "relationship", "submission_id"}
        <= set(d[0]), "GET /dashboard/lineage: lineage records of every submission", (s, d))
     s, h, d = request("HEAD", "/dashboard/events")
-    ok(s == 200 and d is None and h.get("Content-Type", "").startswith("application/json"),
+    ok(s == 200 and d is None and h.get("content-type", "").startswith("application/json"),
        "HEAD /dashboard/events -> 200 without a body", (s, h))
 
     # ------------------------------------------------------------ GET /reference/...
@@ -391,14 +349,14 @@ def main():
                                  ("POST", "/dashboard/events", "GET, HEAD"),
                                  ("PATCH", "/reference/teams", "GET, HEAD")):
         s, h, d = request(method, route)
-        ok(s == 405 and h.get("Allow") == allow and error_shape(d),
-           "%s %s -> 405 with Allow: %s" % (method, route.replace(case, "{id}"), allow), (s, h.get("Allow"), d))
+        ok(s == 405 and h.get("allow") == allow and error_shape(d),
+           "%s %s -> 405 with Allow: %s" % (method, route.replace(case, "{id}"), allow), (s, h.get("allow"), d))
     for route in ("/dashboard/nothing", "/intake/submissions/extra", "/operational/cases//status",
                   "/reference/", "/dashboard/submissions/a/b"):
         s, _, d = request("GET", route)
         ok(s == 404 and error_shape(d) and d["code"] == "PGRST125", "GET %s -> 404 JSON" % route, (s, d))
     s, h, _ = request("OPTIONS", "/operational/cases/%s/status" % case, headers={"Origin": "http://%s:%d" % (HOST, PORT)})
-    ok(s == 204 and "PATCH" in h.get("Access-Control-Allow-Methods", ""), "a preflight allows PATCH", (s, h))
+    ok(s == 204 and "PATCH" in h.get("access-control-allow-methods", ""), "a preflight allows PATCH", (s, h))
     s, _, d = request("POST", "/intake/submissions", BODY, {"Origin": "https://evil.example"})
     ok(s == 403, "a form post from a foreign origin -> 403 (no cross-site submissions)", (s, d))
 
@@ -409,5 +367,4 @@ except Exception as e:  # a crash of the suite is a failure, not a pass
     import traceback
     traceback.print_exc()
     ok(False, "suite ran to the end: %s" % e)
-print("1..%d" % n)
-sys.exit(1 if failed else 0)
+sys.exit(tap.done())

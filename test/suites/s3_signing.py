@@ -26,20 +26,11 @@ from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+import tap  # noqa: E402
+from tap import ok  # noqa: E402
+
 DB = 's3_signing'
-N = 0
-FAILED = 0
-
-
-def ok(passed, description, diagnostics=()):
-    global N, FAILED
-    N += 1
-    print('%s %d - %s' % ('ok' if passed else 'not ok', N, description))
-    if not passed:
-        FAILED += 1
-        for line in diagnostics:
-            print('#   ' + line)
-    sys.stdout.flush()
 
 
 def psql(sql, db=DB, check=True):
@@ -206,9 +197,9 @@ def differential():
                                                                 got['url'], got['authorization_header']),
                                     '        want %s %s' % (want_url, want_auth)]
     ok(presign_bad == 0, '%d presigned URLs equal botocore\'s byte for byte (%d settings combinations)'
-       % (presign_total, len(configs)), presign_diag[:12])
+       % (presign_total, len(configs)), '\n'.join(presign_diag[:12]))
     ok(header_bad == 0, '%d request URLs and Authorization headers equal botocore\'s byte for byte'
-       % header_total, header_diag[:12])
+       % header_total, '\n'.join(header_diag[:12]))
     ok(presign_total >= 400 and header_total >= 500, 'enough cases were compared (%d + %d)'
        % (presign_total, header_total))
 
@@ -238,11 +229,13 @@ SELECT document_repo.s3_presign('GET', %(k)s, 60, now());
                        % (literal(key), literal(key)), check=False)
         if deleted.stdout.strip() != 'f':
             failures.append('%r: still there after DELETE' % key)
-    ok(not failures, 'awkward keys: PUT, GET, presigned GET (curl) and DELETE through the verifying proxy', failures)
+    ok(not failures, 'awkward keys: PUT, GET, presigned GET (curl) and DELETE through the verifying proxy',
+       '\n'.join(failures))
     verdicts = open(log).read().splitlines()[start:]
     refused = [v for v in verdicts if not v.startswith('verified')]
     ok(len(verdicts) >= 4 * 15 and not refused,
-       'the proxy verified all %d of those requests with botocore, refused none' % len(verdicts), refused[:10])
+       'the proxy verified all %d of those requests with botocore, refused none' % len(verdicts),
+       '\n'.join(refused[:10]))
 
 
 def main():
@@ -254,8 +247,7 @@ def main():
         live()
     finally:
         subprocess.run(['dropdb', DB])
-    print('1..%d' % N)
-    return 1 if FAILED else 0
+    return tap.done()
 
 
 if __name__ == '__main__':
