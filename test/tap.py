@@ -13,7 +13,9 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
+import traceback
 import urllib.parse
 
 URL = urllib.parse.urlparse(os.environ.get("EL_HTTP_URL", ""))
@@ -40,6 +42,25 @@ def done():
     """Print the plan; the suite's exit status (1 if any test failed)."""
     print("1..%d" % n, flush=True)
     return 1 if failed else 0
+
+
+def run(main, teardown=None):
+    """Run main, then teardown; exit with done()'s status.
+
+    A crash of either is a failed test, not a silent pass.
+    """
+    try:
+        main()
+    except Exception as e:
+        traceback.print_exc(file=sys.stdout)
+        ok(False, "suite ran to the end: %s" % e)
+    finally:
+        if teardown is not None:
+            try:
+                teardown()
+            except Exception as e:
+                ok(False, "teardown: %s" % e)
+    sys.exit(done())
 
 
 def psql(sql, db="lab"):

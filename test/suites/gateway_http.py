@@ -519,12 +519,4 @@ def main():
     ok(s == 200, "... and serves calls", (s, d))
 
 
-try:
-    main()
-except Exception as e:  # a crash of the suite is a failure, not a pass
-    import traceback
-    traceback.print_exc()
-    ok(False, "suite ran to the end: %s" % e)
-finally:
-    teardown()
-sys.exit(tap.done())
+tap.run(main, teardown)

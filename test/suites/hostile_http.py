@@ -456,19 +456,13 @@ def main():
     finally:
         psql("DELETE FROM integration.events WHERE event_type = 'HostileBacklog'")
 
+
+def teardown():
+    for name in SETTINGS:
+        psql("ALTER SYSTEM RESET enterprise_lab.%s" % name)
+    psql("SELECT pg_reload_conf()")
+    psql(TEARDOWN)
+
+
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception as e:  # a crash is a failure, not a silent pass
-        import traceback
-        traceback.print_exc(file=sys.stdout)
-        ok(False, "suite ran to the end: %s" % e)
-    finally:
-        try:
-            for name in SETTINGS:
-                psql("ALTER SYSTEM RESET enterprise_lab.%s" % name)
-            psql("SELECT pg_reload_conf()")
-            psql(TEARDOWN)
-        except Exception as e:
-            ok(False, "teardown: %s" % e)
-    sys.exit(tap.done())
+    tap.run(main, teardown)

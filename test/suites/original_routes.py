@@ -361,10 +361,4 @@ def main():
     ok(s == 403, "a form post from a foreign origin -> 403 (no cross-site submissions)", (s, d))
 
 
-try:
-    main()
-except Exception as e:  # a crash of the suite is a failure, not a pass
-    import traceback
-    traceback.print_exc()
-    ok(False, "suite ran to the end: %s" % e)
-sys.exit(tap.done())
+tap.run(main)
