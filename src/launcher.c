@@ -171,6 +171,23 @@ el_child_may_start(ElChild *child, long *timeout)
 	return false;
 }
 
+/* Sets the latch of a slot's process if one runs there; 1 if it does. */
+static int
+el_wake_if_running(slock_t *mutex, pid_t *pid, Latch **latch)
+{
+	Latch	   *to_set = NULL;
+	bool		running;
+
+	SpinLockAcquire(mutex);
+	running = *pid != 0;
+	if (running)
+		to_set = *latch;
+	SpinLockRelease(mutex);
+	if (to_set)
+		SetLatch(to_set);
+	return running ? 1 : 0;
+}
+
 /*
  * Processes a previous launcher started are still running after it died
  * (dynamic workers outlive the launcher).  Announce ourselves, wake them so
@@ -190,35 +207,13 @@ el_retire_predecessors(void)
 		int			running = 0;
 
 		for (int i = 0; i < EL_MAX_WORKERS; i++)
-		{
-			ElWorkerSlot *slot = &el_shared->workers[i];
-			Latch	   *latch = NULL;
-
-			SpinLockAcquire(&slot->mutex);
-			if (slot->pid != 0)
-			{
-				running++;
-				latch = slot->latch;
-			}
-			SpinLockRelease(&slot->mutex);
-			if (latch)
-				SetLatch(latch);
-		}
+			running += el_wake_if_running(&el_shared->workers[i].mutex,
+										  &el_shared->workers[i].pid,
+										  &el_shared->workers[i].latch);
 		for (int i = 0; i < EL_MAX_HTTP_WORKERS; i++)
-		{
-			ElGatewaySlot *slot = &el_shared->gateways[i];
-			Latch	   *latch = NULL;
-
-			SpinLockAcquire(&slot->mutex);
-			if (slot->pid != 0)
-			{
-				running++;
-				latch = slot->latch;
-			}
-			SpinLockRelease(&slot->mutex);
-			if (latch)
-				SetLatch(latch);
-		}
+			running += el_wake_if_running(&el_shared->gateways[i].mutex,
+										  &el_shared->gateways[i].pid,
+										  &el_shared->gateways[i].latch);
 		if (running == 0)
 			return;
 		if (GetCurrentTimestamp() >= deadline)
