@@ -8,8 +8,18 @@
 EL_TREE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-$(command -v pg_config || echo /usr/lib/postgresql/15/bin/pg_config)}
 
+# A loopback port nothing listens on.  The kernel may hand out the same
+# port again before the first taker binds it (a service started later, a
+# cluster not yet up), so with EL_PORTS_FILE set (test/run sets it) every
+# port given out is recorded there and never given twice.
 el_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  local port
+  while :; do
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    [ -n "${EL_PORTS_FILE:-}" ] || break
+    grep -qx "$port" "$EL_PORTS_FILE" 2>/dev/null || { echo "$port" >> "$EL_PORTS_FILE"; break; }
+  done
+  echo "$port"
 }
 
 # Copy (hard-link) the system PostgreSQL installation into DIR/root and
