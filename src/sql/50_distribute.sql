@@ -48,6 +48,8 @@ DECLARE
   fk record;
   todo regclass[];
   fks jsonb := '[]';
+  trg record;
+  quiet jsonb := '[]';
   failed text;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
@@ -108,6 +110,29 @@ BEGIN
     fks := fks || jsonb_build_object('rel', fk.rel::text, 'name', fk.conname, 'def', fk.def);
   END LOOP;
 
+  -- Citus copies the rows of a table into its shards, where the table's
+  -- triggers fire: the lifecycle's own (a submission's service request, a
+  -- request's event) would write again what is already there, into the
+  -- worker nodes' copies of tables not yet converted.  They are off for the
+  -- copy.  The count triggers stay on: each node counts the rows copied to
+  -- it, and the coordinator, which keeps none of them, forgets its counts.
+  FOR trg IN
+    SELECT t.tgrelid::regclass AS rel, t.tgname
+      FROM pg_trigger t
+     WHERE t.tgrelid = ANY (todo) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+       AND t.tgfoid <> ALL (ARRAY(SELECT f.oid FROM pg_proc f
+                                   WHERE f.pronamespace = 'dashboard'::regnamespace AND f.proname LIKE 'count\_%'))
+     ORDER BY 1, 2
+  LOOP
+    EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', trg.rel, trg.tgname);
+    quiet := quiet || jsonb_build_object('rel', trg.rel::text, 'name', trg.tgname);
+  END LOOP;
+  DELETE FROM dashboard.status_count_slots c
+   USING (VALUES ('intake', 'intake.submissions'), ('source_system', 'source_system.service_requests'),
+                 ('integration', 'integration.events'), ('operational', 'operational.operation_cases'),
+                 ('canonical', 'canonical.business_objects')) AS l (layer, rel)
+   WHERE c.layer = l.layer AND l.rel::regclass = ANY (todo);
+
   FOR p IN SELECT * FROM enterprise_lab.distribution_plan() d WHERE d.relation = ANY (todo) ORDER BY d.step LOOP
     IF p.layout = 'reference' THEN
       PERFORM pg_catalog.create_reference_table(p.relation);
@@ -119,6 +144,16 @@ BEGIN
     relation := p.relation;
     layout := p.layout;
     RETURN NEXT;
+  END LOOP;
+
+  FOR trg IN SELECT * FROM jsonb_to_recordset(quiet) AS q (rel text, name text) LOOP
+    EXECUTE format('ALTER TABLE %s ENABLE TRIGGER %I', trg.rel, trg.name);
+  END LOOP;
+  -- The coordinator's copy of the rows is no longer read: Citus reads the
+  -- shards.  (No foreign key refers to them at this point.)
+  FOR p IN SELECT * FROM enterprise_lab.distribution_plan() d
+            WHERE d.relation = ANY (todo) AND d.layout = 'distributed' ORDER BY d.step DESC LOOP
+    PERFORM pg_catalog.truncate_local_data_after_distributing_table(p.relation);
   END LOOP;
 
   FOR fk IN SELECT * FROM jsonb_to_recordset(fks) AS f (rel text, name text, def text) LOOP
