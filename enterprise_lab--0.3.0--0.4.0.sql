@@ -258,12 +258,16 @@ END $$;
 
 CREATE OR REPLACE FUNCTION source_system.create_service_request() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n text := nextval('source_system.request_number_seq')::text;
 BEGIN
   INSERT INTO source_system.service_requests
          (submission_id, request_number, request_type_code, priority_code, team_code,
           customer_id, agreement_id, summary)
   VALUES (NEW.submission_id,
-          'SR-' || lpad(nextval('source_system.request_number_seq')::text, 6, '0'),
+          -- At least six digits, all of them (lpad alone would cut the 7th
+          -- off, and a Citus worker node numbers from (group id << 48) + 1).
+          'SR-' || lpad(n, greatest(6, length(n)), '0'),
           NEW.request_type, NEW.priority, NEW.assigned_team,
           NEW.customer_id, NEW.agreement_id,
           left(regexp_replace(btrim(NEW.request_description), '\s+', ' ', 'g'), 120));
@@ -1845,6 +1849,9 @@ BEGIN
             HINT = 'Call enterprise_lab.distribute() on the coordinator (citus_set_coordinator_host() names it).';
   END IF;
 
+  -- Also for a worker node added since the last call.
+  PERFORM enterprise_lab.distribute_sequences();
+
   SELECT array_agg(d.relation ORDER BY d.step) INTO todo
     FROM enterprise_lab.distribution_plan() d
    WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition c WHERE c.logicalrelid = d.relation);
@@ -1978,12 +1985,13 @@ BEGIN
     -- A node that does not answer is a row with its error, not a failure:
     -- the status of the others is what an operator needs then.
     RETURN QUERY EXECUTE
-      'SELECT n.nodename || '':'' || n.nodeport,
+      'SELECT coalesce(n.nodename || '':'' || n.nodeport, ''coordinator''),
               CASE WHEN r.success THEN r.result::jsonb END,
               CASE WHEN NOT r.success THEN r.result END
          FROM pg_catalog.run_command_on_all_nodes($1) r
-         JOIN pg_catalog.pg_dist_node n ON n.nodeid = r.nodeid
-        ORDER BY n.groupid, n.nodeid' USING wrapped;
+         -- nodeid 0: a coordinator that is not in the metadata.
+         LEFT JOIN pg_catalog.pg_dist_node n ON n.nodeid = r.nodeid
+        ORDER BY n.groupid NULLS FIRST, n.nodeid' USING wrapped;
   ELSE
     RETURN QUERY EXECUTE format('SELECT %L::text, (%s), NULL::text', 'local', wrapped);
   END IF;
@@ -2434,3 +2442,50 @@ REVOKE EXECUTE ON FUNCTION enterprise_lab.request_role(), enterprise_lab.request
   enterprise_lab.request_trusts_claims(), enterprise_lab.request_claims(), enterprise_lab.request_teams(),
   enterprise_lab.request_subject(), enterprise_lab.request_may_change_team(text) FROM lab_case_writer;
 REVOKE USAGE ON SCHEMA enterprise_lab, operational, integration FROM lab_case_writer;
+
+-- sequences of the worker nodes
+-- After the conversion the lifecycle's triggers and workers run on the
+-- worker nodes, where a default such as nextval('integration.event_seq')
+-- draws from that node's own copy of the sequence, which CREATE EXTENSION
+-- made there starting at 1: request numbers would repeat across nodes, and
+-- a submission's next event could get a seq below those of its events made
+-- on one node before the conversion.  So each worker node draws from a
+-- range of its own above the coordinator's, (group id << 48) + 1 on, as
+-- Citus does for the sequences it distributes itself.
+CREATE FUNCTION enterprise_lab.distribute_sequences() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  failed text;
+BEGIN
+  SELECT string_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result), '; ') INTO failed
+    FROM pg_catalog.run_command_on_workers($cmd$
+      DO $do$
+      DECLARE
+        floor bigint := (SELECT groupid FROM pg_catalog.pg_dist_local_group)::bigint << 48;
+        s regclass;
+      BEGIN
+        FOR s IN SELECT d.objid::regclass FROM pg_catalog.pg_depend d
+                  WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass
+                    AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'enterprise_lab')
+                    AND d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'e'
+                    AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid = d.objid) = 'S'
+        LOOP
+          IF coalesce((SELECT q.last_value FROM pg_catalog.pg_sequences q
+                        WHERE format('%I.%I', q.schemaname, q.sequencename)::regclass = s), 0) < floor THEN
+            PERFORM pg_catalog.setval(s, floor);
+          END IF;
+        END LOOP;
+      END $do$
+    $cmd$) w
+   WHERE NOT w.success;
+  IF failed IS NOT NULL THEN
+    RAISE EXCEPTION 'a worker node could not move its sequences to its own range'
+      USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = failed,
+            HINT = 'Every worker node must be reachable and have enterprise_lab at the coordinator''s version.';
+  END IF;
+END $$;
+REVOKE ALL ON FUNCTION enterprise_lab.distribute_sequences() FROM PUBLIC;
+COMMENT ON FUNCTION enterprise_lab.distribute_sequences() IS
+  'enterprise_lab.distribute(): on every worker node, move each sequence of the extension to that node''s own range, (group id << 48) + 1 on, unless it is there already.';
+
+COMMENT ON COLUMN source_system.service_requests.request_number IS 'Deterministic, human-readable number: SR-000001, SR-000002, ... (at least six digits).';

@@ -35,12 +35,13 @@ BEGIN
     -- A node that does not answer is a row with its error, not a failure:
     -- the status of the others is what an operator needs then.
     RETURN QUERY EXECUTE
-      'SELECT n.nodename || '':'' || n.nodeport,
+      'SELECT coalesce(n.nodename || '':'' || n.nodeport, ''coordinator''),
               CASE WHEN r.success THEN r.result::jsonb END,
               CASE WHEN NOT r.success THEN r.result END
          FROM pg_catalog.run_command_on_all_nodes($1) r
-         JOIN pg_catalog.pg_dist_node n ON n.nodeid = r.nodeid
-        ORDER BY n.groupid, n.nodeid' USING wrapped;
+         -- nodeid 0: a coordinator that is not in the metadata.
+         LEFT JOIN pg_catalog.pg_dist_node n ON n.nodeid = r.nodeid
+        ORDER BY n.groupid NULLS FIRST, n.nodeid' USING wrapped;
   ELSE
     RETURN QUERY EXECUTE format('SELECT %L::text, (%s), NULL::text', 'local', wrapped);
   END IF;

@@ -41,6 +41,50 @@ $$;
 COMMENT ON FUNCTION enterprise_lab.distribution_plan() IS
   'What enterprise_lab.distribute() does, in order: each table becomes a Citus reference table, or is distributed by submission_id colocated with intake.submissions.';
 
+-- After the conversion the lifecycle's triggers and workers run on the
+-- worker nodes, where a default such as nextval('integration.event_seq')
+-- draws from that node's own copy of the sequence, which CREATE EXTENSION
+-- made there starting at 1: request numbers would repeat across nodes, and
+-- a submission's next event could get a seq below those of its events made
+-- on one node before the conversion.  So each worker node draws from a
+-- range of its own above the coordinator's, (group id << 48) + 1 on, as
+-- Citus does for the sequences it distributes itself.
+CREATE FUNCTION enterprise_lab.distribute_sequences() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  failed text;
+BEGIN
+  SELECT string_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result), '; ') INTO failed
+    FROM pg_catalog.run_command_on_workers($cmd$
+      DO $do$
+      DECLARE
+        floor bigint := (SELECT groupid FROM pg_catalog.pg_dist_local_group)::bigint << 48;
+        s regclass;
+      BEGIN
+        FOR s IN SELECT d.objid::regclass FROM pg_catalog.pg_depend d
+                  WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass
+                    AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'enterprise_lab')
+                    AND d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'e'
+                    AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid = d.objid) = 'S'
+        LOOP
+          IF coalesce((SELECT q.last_value FROM pg_catalog.pg_sequences q
+                        WHERE format('%I.%I', q.schemaname, q.sequencename)::regclass = s), 0) < floor THEN
+            PERFORM pg_catalog.setval(s, floor);
+          END IF;
+        END LOOP;
+      END $do$
+    $cmd$) w
+   WHERE NOT w.success;
+  IF failed IS NOT NULL THEN
+    RAISE EXCEPTION 'a worker node could not move its sequences to its own range'
+      USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = failed,
+            HINT = 'Every worker node must be reachable and have enterprise_lab at the coordinator''s version.';
+  END IF;
+END $$;
+REVOKE ALL ON FUNCTION enterprise_lab.distribute_sequences() FROM PUBLIC;
+COMMENT ON FUNCTION enterprise_lab.distribute_sequences() IS
+  'enterprise_lab.distribute(): on every worker node, move each sequence of the extension to that node''s own range, (group id << 48) + 1 on, unless it is there already.';
+
 CREATE FUNCTION enterprise_lab.distribute() RETURNS TABLE (relation regclass, layout text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -64,6 +108,9 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Call enterprise_lab.distribute() on the coordinator (citus_set_coordinator_host() names it).';
   END IF;
+
+  -- Also for a worker node added since the last call.
+  PERFORM enterprise_lab.distribute_sequences();
 
   SELECT array_agg(d.relation ORDER BY d.step) INTO todo
     FROM enterprise_lab.distribution_plan() d
