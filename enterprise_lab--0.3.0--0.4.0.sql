@@ -2272,6 +2272,61 @@ END $$;
 COMMENT ON FUNCTION operational.escalate_sla_breaches(integer) IS
   'The SLA escalation job: flag up to max_cases non-terminal cases past their deadline (once each) and enqueue OperationalCaseSlaBreached for each; returns how many were flagged.';
 
+-- webhook delivery replay and skip through the Citus coordinator
+-- The row is found by id, then locked or updated by (id, submission_id).
+
+CREATE OR REPLACE FUNCTION integration.replay_delivery(delivery_id uuid) RETURNS integration.deliveries
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d integration.deliveries;
+  sub uuid;
+BEGIN
+  -- The lock names the submission as well: Citus routes a FOR UPDATE to
+  -- one shard only.
+  SELECT x.submission_id INTO sub FROM integration.deliveries x WHERE x.id = delivery_id;
+  SELECT * INTO d FROM integration.deliveries x WHERE x.id = delivery_id AND x.submission_id = sub FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'delivery % does not exist', delivery_id USING ERRCODE = 'no_data_found';
+  END IF;
+  IF d.status NOT IN ('dead_letter', 'failed', 'skipped') THEN
+    RAISE EXCEPTION 'delivery % is % and cannot be replayed', delivery_id, d.status
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'Only dead_letter, failed and skipped deliveries can be replayed.';
+  END IF;
+  UPDATE integration.deliveries x
+     SET status = 'pending', attempts = 0, next_attempt_at = now()
+   WHERE x.id = delivery_id AND x.submission_id = sub RETURNING * INTO d;
+  RETURN d;
+END $$;
+
+CREATE OR REPLACE FUNCTION integration.skip_delivery(delivery_id uuid, reason text) RETURNS integration.deliveries
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d integration.deliveries;
+  sub uuid;
+BEGIN
+  IF reason IS NULL OR reason !~ '\S' THEN
+    RAISE EXCEPTION 'a reason is required to skip a delivery'
+      USING ERRCODE = 'not_null_violation', HINT = 'Say why the receiver may miss this event; it is kept as last_error.';
+  END IF;
+  -- The update names the submission as well, which routes it to the
+  -- delivery's shard on Citus.
+  SELECT x.submission_id INTO sub FROM integration.deliveries x WHERE x.id = delivery_id;
+  UPDATE integration.deliveries x
+     SET status = 'skipped', lease_until = NULL,
+         last_error = left(format('skipped by %s: %s', enterprise_lab.request_subject(), reason), 1000)
+   WHERE x.id = delivery_id AND x.submission_id = sub AND x.status IN ('dead_letter', 'failed', 'pending')
+  RETURNING * INTO d;
+  IF NOT FOUND THEN
+    IF sub IS NOT NULL THEN
+      RAISE EXCEPTION 'delivery % is in flight or finished and cannot be skipped', delivery_id
+        USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    RAISE EXCEPTION 'delivery % does not exist', delivery_id USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN d;
+END $$;
+
 -- case status changes through the Citus coordinator
 -- api.set_case_status decides itself who may change a case and writes who
 -- and why into the row: on Citus the UPDATE and its triggers run on a
