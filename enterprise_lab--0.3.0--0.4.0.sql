@@ -1998,6 +1998,41 @@ REVOKE ALL ON FUNCTION enterprise_lab.on_every_node(text) FROM PUBLIC;
 COMMENT ON FUNCTION enterprise_lab.on_every_node(text) IS
   'On a Citus coordinator: run a query on every node (run_command_on_all_nodes, one connection per node) and return its rows as a jsonb array per node (host:port), or the node''s error.';
 
+-- One read of every node per statement: api.metrics reads the counts, the
+-- workers and the throughput of every node (through dashboard.status_counts,
+-- dashboard.processing_metrics and its list of workers), and each read of
+-- every node opens a connection to each.  Kept in a transaction-local
+-- setting for the rest of the statement that made it.
+CREATE FUNCTION enterprise_lab.node_snapshot()
+RETURNS TABLE (node text, counts jsonb, workers jsonb, completed_last_minute bigint, error text)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  cached jsonb := nullif(current_setting('enterprise_lab_nodes.snapshot', true), '')::jsonb;
+  nodes jsonb;
+BEGIN
+  IF cached ->> 'statement' = statement_timestamp()::text THEN
+    nodes := cached -> 'nodes';
+  ELSE
+    SELECT coalesce(jsonb_agg(jsonb_build_object('node', o.node, 'snapshot', o.rows -> 0, 'error', o.error)), '[]')
+      INTO nodes
+      FROM enterprise_lab.on_every_node(
+             'SELECT (SELECT coalesce(jsonb_agg(c), ''[]'')
+                        FROM (SELECT layer, status, sum(count)::bigint AS count FROM dashboard.status_count_slots
+                               GROUP BY layer, status HAVING sum(count) <> 0) c) AS counts,
+                     (SELECT coalesce(jsonb_agg(w), ''[]'') FROM integration.worker_status w) AS workers,
+                     integration.completed_last_minute() AS completed_last_minute') o;
+    PERFORM set_config('enterprise_lab_nodes.snapshot',
+                       jsonb_build_object('statement', statement_timestamp()::text, 'nodes', nodes)::text, true);
+  END IF;
+  RETURN QUERY
+    SELECT n ->> 'node', n -> 'snapshot' -> 'counts', n -> 'snapshot' -> 'workers',
+           (n -> 'snapshot' ->> 'completed_last_minute')::bigint, n ->> 'error'
+      FROM jsonb_array_elements(nodes) n;
+END $$;
+REVOKE ALL ON FUNCTION enterprise_lab.node_snapshot() FROM PUBLIC;
+COMMENT ON FUNCTION enterprise_lab.node_snapshot() IS
+  'On a Citus coordinator: the counts, workers and completed_last_minute of every node, per node, read once per statement.';
+
 CREATE FUNCTION enterprise_lab.node_status_counts()
 RETURNS TABLE (node text, layer text, status text, count bigint)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -2010,10 +2045,8 @@ BEGIN
   END IF;
   RETURN QUERY
     SELECT n.node, c.layer, c.status, c.count
-      FROM enterprise_lab.on_every_node(
-             'SELECT layer, status, sum(count)::bigint AS count FROM dashboard.status_count_slots
-               GROUP BY layer, status HAVING sum(count) <> 0') n
-     CROSS JOIN LATERAL jsonb_to_recordset(n.rows) AS c (layer text, status text, count bigint);
+      FROM enterprise_lab.node_snapshot() n
+     CROSS JOIN LATERAL jsonb_to_recordset(n.counts) AS c (layer text, status text, count bigint);
 END $$;
 COMMENT ON FUNCTION enterprise_lab.node_status_counts() IS
   'The maintained counts (dashboard.status_count_slots) of every node, per node (host:port on a Citus coordinator, else local): rows per status in each layer of the rows that node holds.';
@@ -2032,8 +2065,8 @@ BEGIN
   RETURN QUERY
     SELECT n.node, w.worker, w.pid, w.state, w.events_processed, w.events_failed, w.events_dead_lettered,
            w.batches, w.started_at, w.last_batch_at, w.last_batch_events, w.last_batch_ms, n.error
-      FROM enterprise_lab.on_every_node('SELECT * FROM integration.worker_status') n
-      LEFT JOIN LATERAL jsonb_to_recordset(n.rows) AS w (
+      FROM enterprise_lab.node_snapshot() n
+      LEFT JOIN LATERAL jsonb_to_recordset(n.workers) AS w (
              worker integer, pid integer, state text, events_processed bigint, events_failed bigint,
              events_dead_lettered bigint, batches bigint, started_at timestamptz, last_batch_at timestamptz,
              last_batch_events integer, last_batch_ms double precision) ON true
@@ -2049,9 +2082,7 @@ BEGIN
     RETURN QUERY SELECT 'local'::text, integration.completed_last_minute();
     RETURN;
   END IF;
-  RETURN QUERY
-    SELECT n.node, (n.rows -> 0 ->> 'n')::bigint
-      FROM enterprise_lab.on_every_node('SELECT integration.completed_last_minute() AS n') n;
+  RETURN QUERY SELECT n.node, n.completed_last_minute FROM enterprise_lab.node_snapshot() n;
 END $$;
 COMMENT ON FUNCTION enterprise_lab.node_completed_last_minute() IS
   'integration.completed_last_minute() of every node, per node.';
