@@ -2017,3 +2017,61 @@ END
 $$;
 COMMENT ON FUNCTION enterprise_lab.distribute() IS
   'On a Citus coordinator: make the reference data reference tables and distribute every lifecycle table by submission_id, colocated with intake.submissions. Returns the tables it converted; a table already converted is left as it is.';
+
+-- status counts in C
+-- One C trigger function (src/status_counts.c) replaces the five PL/pgSQL
+-- ones; the triggers keep their names and give it the layer and the column.
+-- The transaction's count statements are counted in the backend, not in a
+-- setting, so fold_count_parts() no longer records that it ran.
+CREATE OR REPLACE FUNCTION enterprise_lab.fold_count_parts() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  layers text[];
+  statuses text[];
+  deltas bigint[];
+BEGIN
+  WITH moved AS (
+    DELETE FROM dashboard.status_count_slots
+     WHERE slot = enterprise_lab.count_slot() AND part > 0
+    RETURNING layer, status, count
+  )
+  SELECT array_agg(m.layer), array_agg(m.status), array_agg(m.n) INTO layers, statuses, deltas
+    FROM (SELECT layer, status, sum(count)::bigint AS n FROM moved GROUP BY layer, status) m;
+  FOR i IN 1 .. coalesce(cardinality(layers), 0) LOOP
+    PERFORM enterprise_lab.add_status_counts(layers[i], 0, ARRAY[statuses[i]], ARRAY[deltas[i]]);
+  END LOOP;
+END $$;
+
+DROP FUNCTION dashboard.count_submissions() CASCADE;
+DROP FUNCTION dashboard.count_service_requests() CASCADE;
+DROP FUNCTION dashboard.count_events() CASCADE;
+DROP FUNCTION dashboard.count_operation_cases() CASCADE;
+DROP FUNCTION dashboard.count_business_objects() CASCADE;
+
+CREATE FUNCTION dashboard.count_statuses() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'el_count_statuses' LANGUAGE C SECURITY DEFINER;
+COMMENT ON FUNCTION dashboard.count_statuses() IS
+  'Trigger (layer, status column): adds the rows per status changed by a statement to dashboard.status_count_slots.';
+
+DO $do$
+DECLARE
+  t record;
+BEGIN
+  FOR t IN SELECT * FROM (VALUES
+      ('intake',        'intake.submissions',               'submissions',       'submission_status'),
+      ('source_system', 'source_system.service_requests',   'service_requests',  'lifecycle_status'),
+      ('integration',   'integration.events',               'events',            'event_status'),
+      ('operational',   'operational.operation_cases',      'operation_cases',   'processing_status'),
+      ('canonical',     'canonical.business_objects',       'business_objects',  'lifecycle_status')
+    ) AS v(layer, tab, short, col)
+  LOOP
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_inserted', t.tab, t.layer, t.col);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_updated', t.tab, t.layer, t.col);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_deleted', t.tab, t.layer, t.col);
+    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_truncated', t.tab, t.layer, t.col);
+  END LOOP;
+END $do$;
