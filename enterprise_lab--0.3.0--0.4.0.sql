@@ -2075,3 +2075,10 @@ BEGIN
                       FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_truncated', t.tab, t.layer, t.col);
   END LOOP;
 END $do$;
+
+-- visible text in C
+-- The same regular expression in C (src/visible_text.c): the CHECK
+-- constraints of intake.submissions no longer parse a SQL function's body
+-- for every statement.
+CREATE OR REPLACE FUNCTION enterprise_lab.has_visible_text(value text) RETURNS boolean
+  AS 'MODULE_PATHNAME', 'el_has_visible_text' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
