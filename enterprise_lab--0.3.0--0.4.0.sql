@@ -363,136 +363,6 @@ BEGIN
   RETURN written;
 END $$;
 
-CREATE OR REPLACE FUNCTION api.reference_data(jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  body ALIAS FOR $1;
-BEGIN
-  PERFORM enterprise_lab.api_body('reference_data', body, '{}');
-  RETURN jsonb_build_object(
-    'customers', coalesce((
-      SELECT jsonb_agg(jsonb_build_object(
-               'id', c.id, 'code', c.code, 'name', c.name, 'status', c.status,
-               'agreements', coalesce((
-                 SELECT jsonb_agg(jsonb_build_object(
-                          'id', a.id, 'agreement_number', a.agreement_number, 'name', a.name,
-                          'valid_from', a.valid_from, 'valid_to', a.valid_to, 'status', a.status)
-                        ORDER BY a.agreement_number)
-                   FROM reference.agreements a WHERE a.customer_id = c.id), '[]'))
-             ORDER BY c.name)
-        FROM reference.customers c), '[]'),
-    'request_types', coalesce((
-      SELECT jsonb_agg(jsonb_build_object('code', t.code, 'name', t.name, 'canonical_category', t.canonical_category,
-                                          'description', t.description) ORDER BY t.name)
-        FROM reference.request_types t WHERE t.active), '[]'),
-    'priorities', coalesce((
-      SELECT jsonb_agg(jsonb_build_object('code', p.code, 'name', p.name, 'rank', p.rank) ORDER BY p.rank)
-        FROM reference.priorities p), '[]'),
-    'teams', coalesce((
-      SELECT jsonb_agg(jsonb_build_object('code', t.code, 'name', t.name) ORDER BY t.name)
-        FROM reference.teams t WHERE t.active), '[]'),
-    'case_statuses', coalesce((
-      SELECT jsonb_agg(jsonb_build_object('status', s.status, 'is_terminal', s.is_terminal,
-                                          'description', s.description, 'canonical_status', m.canonical_status)
-                       ORDER BY s.is_terminal, s.status)
-        FROM operational.case_statuses s LEFT JOIN canonical.status_map m ON m.operational_status = s.status), '[]'),
-    'transitions', coalesce((
-      SELECT jsonb_agg(jsonb_build_object('from_status', t.from_status, 'to_status', t.to_status)
-                       ORDER BY t.from_status, t.to_status)
-        FROM operational.status_transitions t), '[]'),
-    'intake_methods', coalesce((
-      SELECT jsonb_agg(m.code ORDER BY m.code COLLATE "C") FROM reference.intake_methods m WHERE m.active), '[]'),
-    'document_types', jsonb_build_object(
-      'extensions', '["pdf", "txt", "csv", "png", "jpg", "jpeg"]'::jsonb,
-      'content_types', '["application/pdf", "text/plain", "text/csv", "image/png", "image/jpeg"]'::jsonb,
-      'max_size', pg_size_bytes(coalesce(current_setting('enterprise_lab.max_document_size', true), '10MB'))));
-END $$;
-
-CREATE OR REPLACE FUNCTION api.submit_request(jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  body ALIAS FOR $1;
-  fn constant text := 'submit_request';
-  b jsonb := enterprise_lab.api_body(fn, body,
-               ARRAY['requester_name', 'requester_email', 'request_description', 'description', 'request_type',
-                     'priority', 'assigned_team', 'team', 'customer_id', 'agreement_id', 'intake_method', 'document']);
-  v_name text := enterprise_lab.api_text(fn, b, 'requester_name', true, 200);
-  v_email text := enterprise_lab.api_text(fn, b, 'requester_email', true, 254);
-  -- The original lab's keys (request_description, assigned_team), or the
-  -- shorter ones (description, team); a missing one is named by the first.
-  v_description text := coalesce(enterprise_lab.api_text(fn, b, 'request_description', false, 4000),
-                                 enterprise_lab.api_text(fn, b, CASE WHEN b ? 'description' THEN 'description' ELSE 'request_description' END, true, 4000));
-  v_type text := enterprise_lab.api_text(fn, b, 'request_type', true, 40);
-  v_priority text := enterprise_lab.api_text(fn, b, 'priority', true, 40);
-  v_team text := coalesce(enterprise_lab.api_text(fn, b, 'assigned_team', false, 40),
-                          enterprise_lab.api_text(fn, b, CASE WHEN b ? 'team' THEN 'team' ELSE 'assigned_team' END, true, 40));
-  -- The original lab's body names no customer: the seeded UNASSIGNED one.
-  v_customer uuid := coalesce(enterprise_lab.api_uuid(fn, b, 'customer_id', false), '10000000-0000-4000-8000-000000000000');
-  v_agreement uuid := enterprise_lab.api_uuid(fn, b, 'agreement_id', false);
-  v_method text := coalesce(enterprise_lab.api_text(fn, b, 'intake_method', false, 40), 'portal');
-  doc jsonb := b -> 'document';
-  doc_name text;
-  doc_type text;
-  doc_base64 text;
-  doc_content bytea;
-  max_size bigint := pg_size_bytes(coalesce(current_setting('enterprise_lab.max_document_size', true), '10MB'));
-  v_submission uuid;
-  result jsonb;
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM reference.intake_methods m WHERE m.code = v_method AND m.active) THEN
-    RAISE EXCEPTION '%: intake_method "%" is not known', fn, v_method
-      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'intake_method',
-            DETAIL = format('Known intake methods: %s.', (SELECT string_agg(m.code, ', ' ORDER BY m.code COLLATE "C")
-                                                            FROM reference.intake_methods m WHERE m.active)),
-            HINT = 'Choose one of reference.intake_methods.';
-  END IF;
-
-  IF doc IS NOT NULL AND jsonb_typeof(doc) <> 'null' THEN
-    IF jsonb_typeof(doc) <> 'object' THEN
-      RAISE EXCEPTION '%: document must be an object', fn
-        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'document',
-              DETAIL = format('It is a JSON %s.', jsonb_typeof(doc)),
-              HINT = 'Send {"file_name": ..., "content_type": ..., "content_base64": ...}.';
-    END IF;
-    PERFORM enterprise_lab.api_body(fn || ' document', doc, ARRAY['file_name', 'content_type', 'content_base64']);
-    doc_name := enterprise_lab.api_text(fn, doc, 'file_name', true, 255);
-    doc_type := enterprise_lab.api_text(fn, doc, 'content_type', true, 100);
-    -- base64 is 4 characters per 3 bytes, plus line breaks some encoders add.
-    doc_base64 := enterprise_lab.api_text(fn, doc, 'content_base64', true,
-                                          ((max_size + 2) / 3 * 4 + (max_size / 57 + 1) * 2)::integer);
-    BEGIN
-      doc_content := decode(doc_base64, 'base64');
-    EXCEPTION WHEN invalid_parameter_value THEN
-      RAISE EXCEPTION '%: document.content_base64 is not valid base64', fn
-        USING ERRCODE = 'invalid_parameter_value', COLUMN = 'content_base64',
-              DETAIL = SQLERRM, HINT = 'Encode the file''s bytes with standard base64 (RFC 4648).';
-    END;
-  END IF;
-
-  INSERT INTO intake.submissions AS s
-         (intake_method, requester_name, requester_email, request_description,
-          request_type, priority, assigned_team, customer_id, agreement_id, submitted_by)
-  VALUES (v_method, v_name, v_email, v_description, v_type, v_priority, v_team,
-          v_customer, v_agreement, enterprise_lab.request_subject())
-  RETURNING s.submission_id INTO v_submission;
-
-  SELECT jsonb_build_object('submission_id', v_submission,
-                            'service_request_id', r.id,
-                            'request_number', r.request_number,
-                            'event_id', e.id,
-                            'document_id', NULL)
-    INTO result
-    FROM source_system.service_requests r
-    JOIN integration.events e ON e.submission_id = r.submission_id AND e.event_type = 'RequestCreated'
-   WHERE r.submission_id = v_submission;
-
-  IF doc_content IS NOT NULL THEN
-    result := result || jsonb_build_object('document_id',
-      document_repo.upload_document(v_submission, doc_name, doc_type, doc_content, 'supporting_document'));
-  END IF;
-  RETURN result;
-END $$;
-
 CREATE OR REPLACE FUNCTION api.submission_detail(jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -560,27 +430,6 @@ BEGIN
                               JOIN integration.subscriptions sub ON sub.id = dl.subscription_id
                              WHERE dl.submission_id = v_id
                                AND enterprise_lab.request_access() IN ('operator', 'auditor', 'admin')), '[]'));
-END $$;
-
-CREATE OR REPLACE FUNCTION api.lineage(jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  body ALIAS FOR $1;
-  fn constant text := 'lineage';
-  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['submission_id']);
-  v_submission uuid := enterprise_lab.api_uuid(fn, b, 'submission_id', true);
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM intake.submissions WHERE submission_id = v_submission) THEN
-    PERFORM enterprise_lab.api_not_found('submission', v_submission);
-  END IF;
-  RETURN jsonb_build_object('items', coalesce((
-    SELECT jsonb_agg(jsonb_build_object('from_type', l.from_type, 'from_id', l.from_id,
-                                        'to_type', l.to_type, 'to_id', l.to_id,
-                                        'relationship', l.relationship, 'event_id', l.event_id,
-                                        'created_at', l.created_at)
-                     ORDER BY l.created_at, enterprise_lab.api_lineage_rank(l.from_type),
-                              l.from_type, l.to_type, l.relationship)
-      FROM canonical.lineage_records l WHERE l.submission_id = v_submission), '[]'));
 END $$;
 
 CREATE OR REPLACE FUNCTION api.health(jsonb DEFAULT '{}') RETURNS jsonb
@@ -753,9 +602,6 @@ BEGIN
   END LOOP;
   RETURN n;
 END $$;
-
-COMMENT ON FUNCTION api.submit_request(jsonb) IS
-  'Submit an intake request: {"requester_name", "requester_email", "request_description" (or "description"), "request_type", "priority", "assigned_team" (or "team"), "customer_id"? (default: the UNASSIGNED customer), "agreement_id"?, "intake_method"? (default portal), "document"?}, the document being {file_name, content_type, content_base64}. Creates the submission, its service request, the RequestCreated event and the document in one transaction. Returns their ids and the request number.';
 
 -- The count triggers of the two renamed status columns (21_counts.sql's
 -- template, unchanged).
