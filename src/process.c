@@ -16,7 +16,9 @@
  *	   completed events' webhook deliveries there too (delivery_outbox.c).
  *
  * Claim, effects and completion commit together or not at all, so a crash
- * never leaves an event half-done.
+ * never leaves an event half-done.  The statements run on the tables of one
+ * shard group (shard_groups.c): the base tables on a single node, one local
+ * shard group per batch on a Citus node.
  */
 #include "postgres.h"
 
