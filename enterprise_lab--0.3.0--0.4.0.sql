@@ -1776,6 +1776,28 @@ BEGIN
             HINT = 'Call enterprise_lab.distribute() on the coordinator (citus_set_coordinator_host() names it).';
   END IF;
 
+  -- The lifecycle's sequences are the extension's own on every node, and
+  -- after the conversion the worker nodes' triggers draw from them: each
+  -- worker node continues in a range of its own (Citus's convention for
+  -- the sequences it creates, the node's group id << 48), above every
+  -- value the coordinator gave, so ids stay unique and a submission's
+  -- later events sort after its earlier ones.  Request numbers keep one
+  -- count per node (docs/architecture.md, Scale-out: Citus).
+  SELECT string_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result), '; ') INTO failed
+    FROM pg_catalog.run_command_on_workers(
+           $cmd$SELECT pg_catalog.count(pg_catalog.setval(s.seq, g.start, false))
+                  FROM (SELECT groupid::bigint << 48 AS start FROM pg_catalog.pg_dist_local_group) g,
+                       unnest(ARRAY['integration.event_seq', 'integration.sync_log_seq',
+                                    'operational.case_status_history_seq']::regclass[]) AS s (seq)
+                 WHERE pg_catalog.pg_sequence_last_value(s.seq) IS NULL
+                    OR pg_catalog.pg_sequence_last_value(s.seq) < g.start$cmd$) w
+   WHERE NOT w.success;
+  IF failed IS NOT NULL THEN
+    RAISE EXCEPTION 'a worker node could not move its sequences to its own range'
+      USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = failed,
+            HINT = 'Every worker node must be reachable and have enterprise_lab at the coordinator''s version.';
+  END IF;
+
   SELECT array_agg(d.relation ORDER BY d.step) INTO todo
     FROM enterprise_lab.distribution_plan() d
    WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition c WHERE c.logicalrelid = d.relation);
