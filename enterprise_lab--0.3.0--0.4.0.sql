@@ -647,62 +647,40 @@ BEGIN
   RETURN n;
 END $$;
 
--- The count triggers of the two renamed status columns (21_counts.sql's
--- template, unchanged).
+-- The count triggers, two of which count renamed status columns: one C
+-- trigger function (src/status_counts.c) replaces the five PL/pgSQL ones;
+-- the triggers keep their names and give it the layer and the column.
+DROP FUNCTION dashboard.count_submissions() CASCADE;
+DROP FUNCTION dashboard.count_service_requests() CASCADE;
+DROP FUNCTION dashboard.count_events() CASCADE;
+DROP FUNCTION dashboard.count_operation_cases() CASCADE;
+DROP FUNCTION dashboard.count_business_objects() CASCADE;
+
+CREATE FUNCTION dashboard.count_statuses() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'el_count_statuses' LANGUAGE C SECURITY DEFINER;
+COMMENT ON FUNCTION dashboard.count_statuses() IS
+  'Trigger (layer, status column): adds the rows per status changed by a statement to dashboard.status_count_slots.';
+
 DO $do$
 DECLARE
   t record;
 BEGIN
   FOR t IN SELECT * FROM (VALUES
       ('intake',        'intake.submissions',               'submissions',       'submission_status'),
-      ('integration',   'integration.events',               'events',            'event_status')
+      ('source_system', 'source_system.service_requests',   'service_requests',  'lifecycle_status'),
+      ('integration',   'integration.events',               'events',            'event_status'),
+      ('operational',   'operational.operation_cases',      'operation_cases',   'processing_status'),
+      ('canonical',     'canonical.business_objects',       'business_objects',  'lifecycle_status')
     ) AS v(layer, tab, short, col)
   LOOP
-    EXECUTE format($f$
-      CREATE OR REPLACE FUNCTION dashboard.%1$s() RETURNS trigger
-      LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
-      DECLARE
-        -- Count statements of this transaction (a transaction-local setting).
-        statements integer := coalesce(nullif(current_setting('enterprise_lab_counts.statements', true), ''), '0')::integer;
-        this_part integer := statements / 64;
-        statuses text[];
-        deltas bigint[];
-      BEGIN
-        PERFORM set_config('enterprise_lab_counts.statements', (statements + 1)::text, true);
-        -- Once per backend (its slot may hold an earlier backend's parts)
-        -- and after a transaction that made parts.
-        IF statements = 0 AND current_setting('enterprise_lab_counts.folded', true) IS DISTINCT FROM 'yes' THEN
-          PERFORM enterprise_lab.fold_count_parts();
-        ELSIF statements = 64 THEN
-          PERFORM set_config('enterprise_lab_counts.folded', 'no', false);
-        END IF;
-        IF TG_OP = 'TRUNCATE' THEN
-          DELETE FROM dashboard.status_count_slots WHERE layer = %2$L;
-          RETURN NULL;
-        END IF;
-        -- Each branch names only the transition tables its event has.
-        IF TG_OP = 'INSERT' THEN
-          SELECT array_agg(d.status), array_agg(d.delta) INTO statuses, deltas
-            FROM (SELECT r.%3$I AS status, count(*) AS delta FROM new_rows r GROUP BY r.%3$I) d;
-        ELSIF TG_OP = 'DELETE' THEN
-          SELECT array_agg(d.status), array_agg(d.delta) INTO statuses, deltas
-            FROM (SELECT o.%3$I AS status, -count(*) AS delta FROM old_rows o GROUP BY o.%3$I) d;
-        ELSE
-          SELECT array_agg(d.status), array_agg(d.delta) INTO statuses, deltas
-            FROM (SELECT x.status, sum(x.delta)::bigint AS delta
-                    FROM (SELECT r.%3$I AS status, 1 AS delta FROM new_rows r
-                          UNION ALL
-                          SELECT o.%3$I, -1 FROM old_rows o) x
-                   GROUP BY x.status) d;
-        END IF;
-        IF statuses IS NOT NULL THEN
-          PERFORM enterprise_lab.add_status_counts(%2$L, this_part, statuses, deltas);
-        END IF;
-        RETURN NULL;
-      END $body$
-    $f$, 'count_' || t.short, t.layer, t.col);
-    EXECUTE format('COMMENT ON FUNCTION dashboard.%I() IS %L', 'count_' || t.short,
-                   format('Trigger: adds the rows per %s of %s changed by a statement to dashboard.status_count_slots.', t.col, t.tab));
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_inserted', t.tab, t.layer, t.col);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_updated', t.tab, t.layer, t.col);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_deleted', t.tab, t.layer, t.col);
+    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_truncated', t.tab, t.layer, t.col);
   END LOOP;
 END $do$;
 
@@ -1950,6 +1928,36 @@ END
 $$;
 COMMENT ON FUNCTION enterprise_lab.distribute() IS
   'On a Citus coordinator: make the reference data reference tables and distribute every lifecycle table by submission_id, colocated with intake.submissions. Returns the tables it converted; a table already converted is left as it is.';
+
+-- status counts in C
+-- The count triggers are C (see "The count triggers" above); they count a
+-- transaction's count statements in the backend, not in a setting, so
+-- fold_count_parts() no longer records that it ran.
+CREATE OR REPLACE FUNCTION enterprise_lab.fold_count_parts() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  layers text[];
+  statuses text[];
+  deltas bigint[];
+BEGIN
+  WITH moved AS (
+    DELETE FROM dashboard.status_count_slots
+     WHERE slot = enterprise_lab.count_slot() AND part > 0
+    RETURNING layer, status, count
+  )
+  SELECT array_agg(m.layer), array_agg(m.status), array_agg(m.n) INTO layers, statuses, deltas
+    FROM (SELECT layer, status, sum(count)::bigint AS n FROM moved GROUP BY layer, status) m;
+  FOR i IN 1 .. coalesce(cardinality(layers), 0) LOOP
+    PERFORM enterprise_lab.add_status_counts(layers[i], 0, ARRAY[statuses[i]], ARRAY[deltas[i]]);
+  END LOOP;
+END $$;
+
+-- visible text in C
+-- The same regular expression in C (src/visible_text.c): the CHECK
+-- constraints of intake.submissions no longer parse a SQL function's body
+-- for every statement.
+CREATE OR REPLACE FUNCTION enterprise_lab.has_visible_text(value text) RETURNS boolean
+  AS 'MODULE_PATHNAME', 'el_has_visible_text' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 -- interfaces through the Citus coordinator
 -- Every join of two lifecycle tables is on submission_id too, a row lock
