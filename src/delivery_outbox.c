@@ -8,8 +8,8 @@
  * delivery per pair, payload included (a CloudEvents 1.0 event holding the
  * integration event and the canonical object's state after it).  A batch
  * that rolls back therefore delivers nothing, and a committed one is never
- * forgotten.  The statement is parsed once per backend and kept, and planned
- * for each batch.
+ * forgotten.  The statement is parsed once per backend and shard group and
+ * kept, and planned for each batch.
  */
 #include "postgres.h"
 
@@ -23,6 +23,10 @@
 #include "enterprise_lab.h"
 #include "webhook.h"
 
+/*
+ * The conflict target is deliveries_once_per_event by its columns: on a
+ * Citus shard the constraint has a name of its own.
+ */
 static const char *const enqueue_sql =
 "INSERT INTO integration.deliveries"
 "       (subscription_id, event_id, event_seq, submission_id, event_type, payload)"
@@ -49,37 +53,27 @@ static const char *const enqueue_sql =
 "    ON b.submission_id = e.submission_id AND b.object_type = 'service_request'"
 " WHERE e.id = ANY ($1)"
 " ORDER BY e.seq"
-"    ON CONFLICT ON CONSTRAINT deliveries_once_per_event DO NOTHING";
-
-static SPIPlanPtr enqueue_plan = NULL;
+"    ON CONFLICT (subscription_id, event_id, submission_id) DO NOTHING";
 
 void
 el_enqueue_deliveries(Datum completed_event_ids)
 {
+	Oid			argtype = UUIDARRAYOID;
 	int			rc;
 
-	if (enqueue_plan == NULL)
-	{
-		Oid			argtype = UUIDARRAYOID;
+	/*
+	 * A database still on an extension version without deliveries (before
+	 * ALTER EXTENSION ... UPDATE) has nothing to deliver to.
+	 */
+	if (!OidIsValid(RangeVarGetRelid(makeRangeVar("integration", "deliveries", -1), NoLock, true)))
+		return;
 
-		/*
-		 * A database still on an extension version without deliveries
-		 * (before ALTER EXTENSION ... UPDATE) has nothing to deliver to.
-		 */
-		if (!OidIsValid(RangeVarGetRelid(makeRangeVar("integration", "deliveries", -1), NoLock, true)))
-			return;
-		/*
-		 * Planned for each batch: a generic plan made while the tables were
-		 * small (say, a join by sequential scan) would stay as they grow.
-		 */
-		enqueue_plan = SPI_prepare_cursor(enqueue_sql, 1, &argtype, CURSOR_OPT_CUSTOM_PLAN);
-		if (enqueue_plan == NULL)
-			elog(ERROR, "enterprise_lab: SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(enqueue_plan);
-	}
-
-	rc = SPI_execute_plan(enqueue_plan, &completed_event_ids, NULL, false, 0);
+	/*
+	 * Planned for each batch: a generic plan made while the tables were
+	 * small (say, a join by sequential scan) would stay as they grow.
+	 */
+	rc = SPI_execute_plan(el_group_plan(enqueue_sql, 1, &argtype, CURSOR_OPT_CUSTOM_PLAN),
+						  &completed_event_ids, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "enterprise_lab: writing webhook deliveries failed: %s",
 			 SPI_result_code_string(rc));

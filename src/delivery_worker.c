@@ -722,6 +722,8 @@ el_end(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+static bool reported_distributed = false;
+
 /*
  * Lease up to "room" deliveries and hand them to curl.  Returns how many
  * were leased, or -1 when the extension is not installed here.
@@ -737,6 +739,21 @@ el_claim(int room)
 
 	if (!el_begin("enterprise_lab: leasing deliveries"))
 		return -1;
+
+	/*
+	 * On Citus the deliveries are distributed, and the claim, a multi-shard
+	 * FOR UPDATE, is refused: they wait (docs/architecture.md).
+	 */
+	if (el_table_is_distributed("integration.deliveries"))
+	{
+		if (!reported_distributed)
+			ereport(LOG,
+					(errmsg("enterprise_lab: the delivery worker is idle: integration.deliveries is distributed by Citus"),
+					 errdetail("Webhook deliveries are written but not sent on a Citus cluster.")));
+		reported_distributed = true;
+		el_end();
+		return 0;
+	}
 	el_keep_plans();
 	lease = palloc0(sizeof(Interval));
 	lease->time = (int64) el_delivery_lease_ms * 1000;

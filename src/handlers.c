@@ -3,7 +3,9 @@
  *		Built-in event handlers, applied set-based to a chunk of events.
  *
  * Each handler is a few SQL statements over "the events of this chunk"
- * (id = ANY($1)), prepared once per backend and kept.  Every derived row
+ * (id = ANY($1)), prepared once per backend and shard group and kept.
+ * They draw sequence values themselves: a Citus shard has no column
+ * default that calls nextval().  Every derived row
  * has a unique key and is written with INSERT ... ON CONFLICT, so applying
  * the same event twice changes nothing.  A handler that cannot apply an
  * event raises an error; the core then bisects the chunk to find it.
@@ -42,7 +44,7 @@ static const char *const request_integrate_sql =
 "       integrated_at = COALESCE(r.integrated_at, pg_catalog.now()),"
 "       updated_at = pg_catalog.now()"
 "  FROM integration.events e"
-" WHERE e.id = ANY ($1) AND r.id = e.aggregate_id";
+" WHERE e.id = ANY ($1) AND r.id = e.aggregate_id AND r.submission_id = e.submission_id";
 
 /* RequestCreated: open the operational case, with its first history row. */
 static const char *const request_case_sql =
@@ -53,13 +55,14 @@ static const char *const request_case_sql =
 "  SELECT r.submission_id, r.id, 'OC-' || pg_catalog.substr(r.request_number, 4),"
 "         r.request_type_code, r.priority_code, r.team_code, 'open'"
 "    FROM integration.events e"
-"    JOIN source_system.service_requests r ON r.id = e.aggregate_id"
+"    JOIN source_system.service_requests r"
+"      ON r.id = e.aggregate_id AND r.submission_id = e.submission_id"
 "   WHERE e.id = ANY ($1)"
 "  ON CONFLICT (service_request_id, submission_id) DO NOTHING"
 "  RETURNING c.id, c.submission_id, c.team_code)"
 "INSERT INTO operational.case_status_history"
-"       (submission_id, case_id, previous_status, new_status, changed_by, change_reason, team_code)"
-"SELECT submission_id, id, NULL, 'open', 'enterprise_lab', 'case opened from the service request', team_code"
+"       (id, submission_id, case_id, previous_status, new_status, changed_by, change_reason, team_code)"
+"SELECT pg_catalog.nextval('operational.case_status_history_seq'), submission_id, id, NULL, 'open', 'enterprise_lab', 'case opened from the service request', team_code"
 "  FROM created";
 
 /* RequestCreated: the canonical business object, in the mapped status. */
@@ -80,7 +83,8 @@ static const char *const request_canonical_sql =
 "         'summary', r.summary),"
 "       e.seq"
 "  FROM integration.events e"
-"  JOIN source_system.service_requests r ON r.id = e.aggregate_id"
+"  JOIN source_system.service_requests r"
+"      ON r.id = e.aggregate_id AND r.submission_id = e.submission_id"
 "  JOIN reference.request_types rt ON rt.code = r.request_type_code"
 "  JOIN reference.customers cu ON cu.id = r.customer_id"
 "  LEFT JOIN reference.agreements ag ON ag.id = r.agreement_id"
@@ -96,10 +100,13 @@ static const char *const request_lineage_sql =
 "         c.id AS case_id, c.external_reference,"
 "         b.id AS object_id, b.lifecycle_status"
 "    FROM integration.events e"
-"    JOIN source_system.service_requests r ON r.id = e.aggregate_id"
-"    JOIN operational.operation_cases c ON c.service_request_id = r.id"
+"    JOIN source_system.service_requests r"
+"      ON r.id = e.aggregate_id AND r.submission_id = e.submission_id"
+"    JOIN operational.operation_cases c"
+"      ON c.service_request_id = r.id AND c.submission_id = r.submission_id"
 "    JOIN canonical.business_objects b"
 "      ON b.source_system = r.source_system AND b.source_reference = r.request_number"
+"     AND b.submission_id = r.submission_id"
 "   WHERE e.id = ANY ($1)),"
 " edges AS ("
 "  INSERT INTO canonical.lineage_records"
@@ -111,8 +118,8 @@ static const char *const request_lineage_sql =
 "         AS x(from_type, from_id, to_type, to_id, relationship)"
 "  ON CONFLICT (from_id, to_id, relationship, submission_id) DO NOTHING)"
 "INSERT INTO integration.sync_logs"
-"       (submission_id, event_id, event_type, action, outcome, message, details, attempt)"
-"SELECT ev.submission_id, ev.event_id, 'RequestCreated', 'request_integrated', 'success',"
+"       (id, submission_id, event_id, event_type, action, outcome, message, details, attempt)"
+"SELECT pg_catalog.nextval('integration.sync_log_seq'), ev.submission_id, ev.event_id, 'RequestCreated', 'request_integrated', 'success',"
 "       pg_catalog.format('%s integrated: case %s, canonical object %s',"
 "                         ev.request_number, ev.external_reference, ev.lifecycle_status),"
 "       pg_catalog.jsonb_build_object('service_request_id', ev.request_id,"
@@ -125,7 +132,8 @@ static const char *const request_missing_sql =
 "SELECT e.id::text, e.aggregate_id::text"
 "  FROM integration.events e"
 " WHERE e.id = ANY ($1)"
-"   AND NOT EXISTS (SELECT 1 FROM source_system.service_requests r WHERE r.id = e.aggregate_id)"
+"   AND NOT EXISTS (SELECT 1 FROM source_system.service_requests r"
+"                    WHERE r.id = e.aggregate_id AND r.submission_id = e.submission_id)"
 " LIMIT 1";
 
 /*
@@ -150,8 +158,8 @@ static const char *const status_sync_sql =
 "    FROM m"
 "   WHERE b.id = m.object_id AND m.is_newer)"
 "INSERT INTO integration.sync_logs"
-"       (submission_id, event_id, event_type, action, outcome, message, details, attempt)"
-"SELECT m.submission_id, m.event_id, 'OperationalCaseStatusChanged',"
+"       (id, submission_id, event_id, event_type, action, outcome, message, details, attempt)"
+"SELECT pg_catalog.nextval('integration.sync_log_seq'), m.submission_id, m.event_id, 'OperationalCaseStatusChanged',"
 "       CASE WHEN m.is_newer THEN 'canonical_status_synced' ELSE 'stale_event_ignored' END,"
 "       'success',"
 "       CASE WHEN m.is_newer"
@@ -182,9 +190,14 @@ static const char *const open_unmapped_sql =
 "SELECT 1 WHERE $1 IS NOT NULL AND NOT EXISTS"
 "  (SELECT 1 FROM canonical.status_map WHERE operational_status = 'open')";
 
-/* Registered handlers: the function, its owner and the event row to pass. */
+/*
+ * Registered handlers: the function, its owner and the event row to pass,
+ * as a row of integration.events also when read from a shard (whose row
+ * type is its own); the quotes keep that name from being replaced by the
+ * shard's (shard_groups.c).
+ */
 static const char *const custom_lookup_sql =
-"SELECT h.handler::pg_catalog.oid, p.proowner, e"
+"SELECT h.handler::pg_catalog.oid, p.proowner, ROW(e.*)::integration.\"events\""
 "  FROM integration.events e"
 "  JOIN integration.event_handlers h ON h.event_type = e.event_type AND h.enabled"
 "  JOIN pg_catalog.pg_proc p ON p.oid = h.handler"
@@ -192,8 +205,8 @@ static const char *const custom_lookup_sql =
 
 static const char *const custom_log_sql =
 "INSERT INTO integration.sync_logs"
-"       (submission_id, event_id, event_type, action, outcome, message, details, attempt)"
-"SELECT e.submission_id, e.id, e.event_type, 'handled', 'success',"
+"       (id, submission_id, event_id, event_type, action, outcome, message, details, attempt)"
+"SELECT pg_catalog.nextval('integration.sync_log_seq'), e.submission_id, e.id, e.event_type, 'handled', 'success',"
 "       pg_catalog.format('handled by %s', h.handler::pg_catalog.regproc),"
 "       '{}'::jsonb, e.attempts + 1"
 "  FROM integration.events e"
@@ -221,41 +234,13 @@ static const char *const *const plan_sources[P_COUNT] = {
 	&status_unmapped_sql, &custom_lookup_sql, &custom_log_sql, &open_unmapped_sql,
 };
 
-/* Prepared on first use in this backend and kept for its lifetime. */
-static SPIPlanPtr plans[P_COUNT];
-
+/* Prepared on first use for each shard group and kept (shard_groups.c). */
 static SPIPlanPtr
 el_plan(int which)
 {
-	if (plans[which] == NULL)
-	{
-		Oid			argtype = which == P_CUSTOM_LOOKUP ? UUIDOID : UUIDARRAYOID;
-		SPIPlanPtr	plan = SPI_prepare(*plan_sources[which], 1, &argtype);
+	Oid			argtype = which == P_CUSTOM_LOOKUP ? UUIDOID : UUIDARRAYOID;
 
-		if (plan == NULL)
-			elog(ERROR, "enterprise_lab: SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		plans[which] = plan;
-	}
-	return plans[which];
-}
-
-/*
- * Forget the prepared plans so the next use prepares them again.  A plan a
- * worker keeps was chosen for the table sizes of when it was made; tables
- * that start empty grow fast, and autovacuum's ANALYZE (which invalidates
- * plans) may come only a minute later.
- */
-void
-el_forget_handler_plans(void)
-{
-	for (int i = 0; i < P_COUNT; i++)
-	{
-		if (plans[i])
-			SPI_freeplan(plans[i]);
-		plans[i] = NULL;
-	}
+	return el_group_plan(*plan_sources[which], 1, &argtype, 0);
 }
 
 static uint64

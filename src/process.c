@@ -16,7 +16,9 @@
  *	   completed events' webhook deliveries there too (delivery_outbox.c).
  *
  * Claim, effects and completion commit together or not at all, so a crash
- * never leaves an event half-done.
+ * never leaves an event half-done.  The statements run on the tables of one
+ * shard group (shard_groups.c): the base tables on a single node, one local
+ * shard group per batch on a Citus node.
  */
 #include "postgres.h"
 
@@ -64,9 +66,8 @@ typedef struct ElEvent
 	ErrorData  *error;			/* set when the event failed alone */
 } ElEvent;
 
-static SPIPlanPtr claim_plan = NULL;
-static SPIPlanPtr complete_plan = NULL;
-static SPIPlanPtr fail_plan = NULL;
+/* The shard group the next batch starts with (see el_process_batch). */
+static int	next_group = -1;
 
 /*
  * Chunk size in force for this backend: halved after a failing chunk,
@@ -77,18 +78,6 @@ static int	adaptive_chunk = 0;
 
 /* Batches this backend has run (for re-planning, see el_process_batch). */
 static uint64 batches_run = 0;
-
-static SPIPlanPtr
-el_keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "enterprise_lab: SPI_prepare failed: %s",
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	return plan;
-}
 
 /*
  * The module processes only tables of its own version.  New binaries are
@@ -151,72 +140,56 @@ el_tables_are_current(void)
 	return false;
 }
 
-static void
-el_prepare_core_plans(void)
-{
-	if (claim_plan == NULL)
-	{
-		Oid			types[1] = {INT4OID};
+/*
+ * The core's statements, run on the tables of one shard group
+ * (shard_groups.c): on a single node, the base tables.
+ */
+static const char *const claim_sql =
+"SELECT e.id, e.event_type, e.attempts"
+"  FROM integration.events e"
+" WHERE e.event_status IN ('pending', 'failed')"
+"   AND e.next_attempt_at <= pg_catalog.clock_timestamp()"
+"   AND NOT EXISTS (SELECT 1 FROM integration.events p"
+"                    WHERE p.submission_id = e.submission_id"
+"                      AND p.seq < e.seq"
+"                      AND p.event_status IN ('pending', 'failed', 'dead_letter'))"
+" ORDER BY e.seq"
+" LIMIT $1"
+"   FOR UPDATE OF e SKIP LOCKED";
 
-		claim_plan = el_keep_plan((
-								  "SELECT e.id, e.event_type, e.attempts"
-								  "  FROM integration.events e"
-								  " WHERE e.event_status IN ('pending', 'failed')"
-								  "   AND e.next_attempt_at <= pg_catalog.clock_timestamp()"
-								  "   AND NOT EXISTS (SELECT 1 FROM integration.events p"
-								  "                    WHERE p.submission_id = e.submission_id"
-								  "                      AND p.seq < e.seq"
-								  "                      AND p.event_status IN ('pending', 'failed', 'dead_letter'))"
-								  " ORDER BY e.seq"
-								  " LIMIT $1"
-								  "   FOR UPDATE OF e SKIP LOCKED"),
-								  1, types);
-	}
-	if (complete_plan == NULL)
-	{
-		Oid			types[1] = {UUIDARRAYOID};
+static const char *const complete_sql =
+"UPDATE integration.events"
+"   SET event_status = 'completed', attempts = attempts + 1,"
+"       processed_at = pg_catalog.clock_timestamp(), last_error = NULL"
+" WHERE id = ANY ($1)";
 
-		complete_plan = el_keep_plan((
-									 "UPDATE integration.events"
-									 "   SET event_status = 'completed', attempts = attempts + 1,"
-									 "       processed_at = pg_catalog.clock_timestamp(), last_error = NULL"
-									 " WHERE id = ANY ($1)"),
-									 1, types);
-	}
-	if (fail_plan == NULL)
-	{
-		Oid			types[5] = {UUIDOID, TEXTOID, INT4OID, FLOAT8OID, JSONBOID};
-
-		fail_plan = el_keep_plan((
-								 "WITH f AS ("
-								 "  UPDATE integration.events e"
-								 "     SET attempts = e.attempts + 1,"
-								 "         event_status = CASE WHEN e.attempts + 1 >= $3 THEN 'dead_letter' ELSE 'failed' END,"
-								 "         last_error = $2,"
-								 "         processed_at = CASE WHEN e.attempts + 1 >= $3 THEN pg_catalog.clock_timestamp() END,"
-								 "         next_attempt_at = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4)"
-								 "   WHERE e.id = $1"
-								 "  RETURNING e.id, e.submission_id, e.event_type, e.aggregate_type, e.aggregate_id,"
-								 "            e.event_status, e.attempts, e.next_attempt_at),"
-								 " sr AS ("
-								 "  UPDATE source_system.service_requests r"
-								 "     SET lifecycle_status = 'failed', updated_at = pg_catalog.now()"
-								 "    FROM f"
-								 "   WHERE f.event_status = 'dead_letter' AND f.aggregate_type = 'service_request'"
-								 "     AND r.id = f.aggregate_id)"
-								 "INSERT INTO integration.sync_logs"
-								 "       (submission_id, event_id, event_type, action, outcome, message, details, attempt)"
-								 "SELECT f.submission_id, f.id, f.event_type,"
-								 "       CASE f.event_status WHEN 'dead_letter' THEN 'dead_lettered' ELSE 'retry_scheduled' END,"
-								 "       'failure', $2,"
-								 "       $5 || CASE f.event_status WHEN 'dead_letter' THEN '{}'::jsonb"
-								 "             ELSE pg_catalog.jsonb_build_object('next_attempt_at', f.next_attempt_at) END,"
-								 "       f.attempts"
-								 "  FROM f"
-								 " RETURNING action"),
-								 5, types);
-	}
-}
+static const char *const fail_sql =
+"WITH f AS ("
+"  UPDATE integration.events e"
+"     SET attempts = e.attempts + 1,"
+"         event_status = CASE WHEN e.attempts + 1 >= $3 THEN 'dead_letter' ELSE 'failed' END,"
+"         last_error = $2,"
+"         processed_at = CASE WHEN e.attempts + 1 >= $3 THEN pg_catalog.clock_timestamp() END,"
+"         next_attempt_at = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4)"
+"   WHERE e.id = $1"
+"  RETURNING e.id, e.submission_id, e.event_type, e.aggregate_type, e.aggregate_id,"
+"            e.event_status, e.attempts, e.next_attempt_at),"
+" sr AS ("
+"  UPDATE source_system.service_requests r"
+"     SET lifecycle_status = 'failed', updated_at = pg_catalog.now()"
+"    FROM f"
+"   WHERE f.event_status = 'dead_letter' AND f.aggregate_type = 'service_request'"
+"     AND r.id = f.aggregate_id AND r.submission_id = f.submission_id)"
+"INSERT INTO integration.sync_logs"
+"       (id, submission_id, event_id, event_type, action, outcome, message, details, attempt)"
+"SELECT pg_catalog.nextval('integration.sync_log_seq'), f.submission_id, f.id, f.event_type,"
+"       CASE f.event_status WHEN 'dead_letter' THEN 'dead_lettered' ELSE 'retry_scheduled' END,"
+"       'failure', $2,"
+"       $5 || CASE f.event_status WHEN 'dead_letter' THEN '{}'::jsonb"
+"             ELSE pg_catalog.jsonb_build_object('next_attempt_at', f.next_attempt_at) END,"
+"       f.attempts"
+"  FROM f"
+" RETURNING action";
 
 /*
  * Delay before the next attempt: base * 2^(attempt-1), capped, with "equal
@@ -386,6 +359,7 @@ el_record_failure(ElEvent *event, ElBatchResult *result)
 	Datum		values[5];
 	int			rc;
 	char	   *action;
+	Oid			types[5] = {UUIDOID, TEXTOID, INT4OID, FLOAT8OID, JSONBOID};
 
 	values[0] = event->id;
 	values[1] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
@@ -393,7 +367,7 @@ el_record_failure(ElEvent *event, ElBatchResult *result)
 	values[3] = Float8GetDatum(el_backoff_seconds(attempt));
 	values[4] = JsonbPGetDatum(el_error_details(edata));
 
-	rc = SPI_execute_plan(fail_plan, values, NULL, false, 0);
+	rc = SPI_execute_plan(el_group_plan(fail_sql, 5, types, 0), values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "enterprise_lab: recording the failure of an event failed: %s",
 			 SPI_result_code_string(rc));
@@ -414,10 +388,13 @@ el_record_failure(ElEvent *event, ElBatchResult *result)
 					   "The event will be retried.")));
 }
 
-void
-el_process_batch(int max_events, ElBatchResult *result)
+/* One batch on the tables of the current shard group. */
+static void
+el_process_group(int max_events, ElBatchResult *result)
 {
 	Datum		limit = Int32GetDatum(max_events);
+	Oid			int4type = INT4OID;
+	Oid			uuidarraytype = UUIDARRAYOID;
 	ElEvent    *events;
 	Datum	   *done;
 	int			ndone = 0;
@@ -425,26 +402,7 @@ el_process_batch(int max_events, ElBatchResult *result)
 	int			min_chunk;
 	int			rc;
 
-	memset(result, 0, sizeof(*result));
-
-	/*
-	 * Plan again after 1, 2, 4, ... batches and then every 1024: cheap, and
-	 * it keeps the plans fitted to tables that grow from empty (see
-	 * el_forget_handler_plans).
-	 */
-	batches_run++;
-	if ((batches_run & (batches_run - 1)) == 0 || batches_run % 1024 == 0)
-	{
-		el_forget_handler_plans();
-		if (claim_plan)
-			SPI_freeplan(claim_plan);
-		claim_plan = NULL;
-	}
-	if (!el_tables_are_current())
-		return;
-	el_prepare_core_plans();
-
-	rc = SPI_execute_plan(claim_plan, &limit, NULL, false, 0);
+	rc = SPI_execute_plan(el_group_plan(claim_sql, 1, &int4type, 0), &limit, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "enterprise_lab: claiming events failed: %s",
 			 SPI_result_code_string(rc));
@@ -514,7 +472,8 @@ el_process_batch(int max_events, ElBatchResult *result)
 		Datum		arr = PointerGetDatum(construct_array(done, ndone, UUIDOID,
 														  UUID_LEN, false, TYPALIGN_CHAR));
 
-		rc = SPI_execute_plan(complete_plan, &arr, NULL, false, 0);
+		rc = SPI_execute_plan(el_group_plan(complete_sql, 1, &uuidarraytype, 0),
+							  &arr, NULL, false, 0);
 		if (rc != SPI_OK_UPDATE || SPI_processed != (uint64) ndone)
 			elog(ERROR, "enterprise_lab: completing %d events updated " UINT64_FORMAT " rows",
 				 ndone, SPI_processed);
@@ -522,6 +481,48 @@ el_process_batch(int max_events, ElBatchResult *result)
 		el_throughput_note_completed(ndone);
 	}
 	result->completed = ndone;
+}
+
+/*
+ * One batch: the first shard group, in turn from the one after the last
+ * batch's, that has due events (on a single node, the base tables).  Every
+ * group is visited before one is visited again, so a busy group does not
+ * starve the others, and the workers of a node start at different groups.
+ */
+void
+el_process_batch(int max_events, ElBatchResult *result)
+{
+	ElShardGroup **groups;
+	int			ngroups;
+
+	memset(result, 0, sizeof(*result));
+
+	/*
+	 * Plan again after 1, 2, 4, ... batches and then every 1024: cheap, and
+	 * it keeps the plans fitted to tables that grow from empty; a plan a
+	 * worker keeps was chosen for the table sizes of when it was made, and
+	 * autovacuum's ANALYZE (which invalidates plans) may come only a minute
+	 * later.
+	 */
+	batches_run++;
+	if ((batches_run & (batches_run - 1)) == 0 || batches_run % 1024 == 0)
+		el_forget_plans();
+	if (!el_tables_are_current())
+		return;
+
+	ngroups = el_local_shard_groups(&groups);
+	if (next_group < 0)
+		next_group = (int) (pg_prng_uint32(&pg_global_prng_state) % 1024);
+	for (int k = 0; k < ngroups && result->claimed == 0; k++)
+	{
+		int			g = (next_group + k) % ngroups;
+
+		el_use_shard_group(groups[g]);
+		el_process_group(max_events, result);
+		if (result->claimed > 0)
+			next_group = g + 1;
+	}
+	el_use_shard_group(NULL);
 }
 
 /*

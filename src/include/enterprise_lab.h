@@ -9,6 +9,7 @@
 
 #include "pg_compat.h"
 
+#include "executor/spi.h"
 #include "port/atomics.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
@@ -64,7 +65,17 @@ extern void el_throughput_note_completed(int n);
 /* handlers.c: built-in handlers, applied set-based to a chunk of events */
 extern bool el_is_builtin_event_type(const char *event_type);
 extern void el_apply_chunk(Datum *event_ids, char **event_types, int n);
-extern void el_forget_handler_plans(void);
+
+/*
+ * shard_groups.c: the tables the core's statements run on; on a Citus node
+ * the local shard groups, on a single node the base tables.
+ */
+typedef struct ElShardGroup ElShardGroup;
+extern int	el_local_shard_groups(ElShardGroup ***groups);
+extern void el_use_shard_group(ElShardGroup *group);
+extern SPIPlanPtr el_group_plan(const char *sql, int nargs, Oid *argtypes, int cursor_options);
+extern void el_forget_plans(void);
+extern bool el_table_is_distributed(const char *name);
 
 /*
  * Upper bounds, in seconds, of the buckets of the batch-duration histogram

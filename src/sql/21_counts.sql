@@ -148,11 +148,11 @@ SELECT pg_catalog.pg_extension_config_dump('dashboard.status_count_slots', '');
 
 CREATE VIEW dashboard.status_counts AS
 SELECT layer, status, sum(count)::bigint AS count
-  FROM dashboard.status_count_slots
+  FROM enterprise_lab.node_status_counts()
  WHERE layer IN ('source_system', 'integration', 'operational', 'canonical')
  GROUP BY layer, status
 HAVING sum(count) <> 0;
-COMMENT ON VIEW dashboard.status_counts IS 'Row counts per status in each layer (exact; maintained by triggers, see dashboard.status_count_slots).';
+COMMENT ON VIEW dashboard.status_counts IS 'Row counts per status in each layer, summed over every node (exact; maintained by triggers, see dashboard.status_count_slots and enterprise_lab.node_status_counts()).';
 
 -- The dead letters are a small set; this index lists them without reading
 -- the others.  Only a dead-lettered event has an entry, so completions do
@@ -165,19 +165,21 @@ CREATE FUNCTION integration.completed_last_minute() RETURNS bigint
 COMMENT ON FUNCTION integration.completed_last_minute() IS
   'Events completed by processing transactions that committed in the last 60 seconds, from a per-second ring in shared memory (counts since the server started; NULL when enterprise_lab is not in shared_preload_libraries).';
 
+-- The counts of every node, read once.
 CREATE VIEW dashboard.processing_metrics AS
-SELECT (SELECT coalesce(sum(count), 0)::bigint FROM dashboard.status_count_slots
-         WHERE layer = 'integration' AND status IN ('pending', 'failed')) AS pending_events,
-       (SELECT coalesce(sum(count), 0)::bigint FROM dashboard.status_count_slots
-         WHERE layer = 'integration' AND status = 'failed') AS retrying_events,
-       (SELECT coalesce(sum(count), 0)::bigint FROM dashboard.status_count_slots
-         WHERE layer = 'integration' AND status = 'dead_letter') AS dead_letters,
+WITH events AS (
+  SELECT status, sum(count)::bigint AS n FROM enterprise_lab.node_status_counts()
+   WHERE layer = 'integration' GROUP BY status
+)
+SELECT (SELECT coalesce(sum(n), 0)::bigint FROM events WHERE status IN ('pending', 'failed')) AS pending_events,
+       (SELECT coalesce(sum(n), 0)::bigint FROM events WHERE status = 'failed') AS retrying_events,
+       (SELECT coalesce(sum(n), 0)::bigint FROM events WHERE status = 'dead_letter') AS dead_letters,
        -- The oldest by seq is the first entry of the claim's index.
        (SELECT extract(epoch FROM now() - e.created_at)
           FROM integration.events e WHERE e.event_status IN ('pending', 'failed')
          ORDER BY e.seq LIMIT 1) AS oldest_pending_age_seconds,
-       integration.completed_last_minute() AS completed_last_minute,
+       (SELECT sum(completed)::bigint FROM enterprise_lab.node_completed_last_minute()) AS completed_last_minute,
        (SELECT count(*) FROM integration.events e WHERE e.event_status = 'dead_letter') AS held_submissions,
-       (SELECT count(*) FROM integration.worker_status) AS workers_running;
+       (SELECT count(*) FROM enterprise_lab.node_worker_status() w WHERE w.worker IS NOT NULL) AS workers_running;
 COMMENT ON VIEW dashboard.processing_metrics IS
   'Queue health: pending and retrying events, dead letters, lag (oldest pending age), throughput (from shared memory), workers. Reads no more rows as the tables grow.';
