@@ -389,6 +389,42 @@ el_record_failure(ElEvent *event, ElBatchResult *result)
 }
 
 /* One batch on the tables of the current shard group. */
+/*
+ * Tables bulk-loaded since CREATE EXTENSION and not yet analyzed have no
+ * statistics (reltuples < 0) until autovacuum comes, up to a minute later.
+ * Their keys include submission_id, so without statistics the planner
+ * cannot tell that an event id matches one row: the handlers' joins then
+ * scan and hash whole tables, five times slower.  A worker that finds a
+ * backlog on such tables analyzes them first (a sample, a fraction of a
+ * second); plans made before are invalidated by it.
+ */
+static const char *const never_analyzed_sql =
+"SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c"
+" WHERE c.oid IN ('integration.events'::pg_catalog.regclass,"
+"                 'source_system.service_requests'::pg_catalog.regclass)"
+"   AND c.reltuples < 0";
+static const char *const analyze_sql =
+"ANALYZE integration.events, source_system.service_requests";
+
+static void
+el_analyze_if_never_analyzed(void)
+{
+	bool		isnull;
+	int			rc;
+
+	rc = SPI_execute_plan(el_group_plan(never_analyzed_sql, 0, NULL, 0), NULL, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "enterprise_lab: reading the tables' statistics failed: %s",
+			 SPI_result_code_string(rc));
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) == 0)
+		return;
+	ereport(LOG,
+			(errmsg("enterprise_lab: analyzing the events and service requests: a backlog, and no statistics yet")));
+	rc = SPI_execute_plan(el_group_plan(analyze_sql, 0, NULL, 0), NULL, NULL, false, 0);
+	if (rc != SPI_OK_UTILITY)
+		elog(ERROR, "enterprise_lab: ANALYZE failed: %s", SPI_result_code_string(rc));
+}
+
 static void
 el_process_group(int max_events, ElBatchResult *result)
 {
@@ -426,6 +462,10 @@ el_process_group(int max_events, ElBatchResult *result)
 		events[i].attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 	}
 	SPI_freetuptable(SPI_tuptable);
+
+	/* Only the workers: a session calling process_events() may own no table. */
+	if (n == max_events && IsBackgroundWorker)
+		el_analyze_if_never_analyzed();
 
 	/*
 	 * Keep at least a quarter of the subtransaction budget for bisecting:
