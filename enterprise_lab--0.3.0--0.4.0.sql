@@ -258,12 +258,16 @@ END $$;
 
 CREATE OR REPLACE FUNCTION source_system.create_service_request() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n text := nextval('source_system.request_number_seq')::text;
 BEGIN
   INSERT INTO source_system.service_requests
          (submission_id, request_number, request_type_code, priority_code, team_code,
           customer_id, agreement_id, summary)
   VALUES (NEW.submission_id,
-          'SR-' || lpad(nextval('source_system.request_number_seq')::text, 6, '0'),
+          -- At least six digits, all of them (lpad alone would cut the 7th
+          -- off, and a Citus worker node numbers from (group id << 48) + 1).
+          'SR-' || lpad(n, greatest(6, length(n)), '0'),
           NEW.request_type, NEW.priority, NEW.assigned_team,
           NEW.customer_id, NEW.agreement_id,
           left(regexp_replace(btrim(NEW.request_description), '\s+', ' ', 'g'), 120));
@@ -274,8 +278,12 @@ CREATE OR REPLACE FUNCTION integration.replay_event(event_id uuid) RETURNS integ
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   e integration.events;
+  sub uuid;
 BEGIN
-  SELECT * INTO e FROM integration.events WHERE id = event_id FOR UPDATE;
+  -- The lock names the submission as well: Citus routes a FOR UPDATE to
+  -- one shard only, and on one node the primary key finds the row either way.
+  SELECT x.submission_id INTO sub FROM integration.events x WHERE x.id = event_id;
+  SELECT * INTO e FROM integration.events x WHERE x.id = event_id AND x.submission_id = sub FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'event % does not exist', event_id
       USING ERRCODE = 'no_data_found';
@@ -286,13 +294,14 @@ BEGIN
             DETAIL = 'Only dead_letter, failed and skipped events can be replayed.';
   END IF;
 
-  UPDATE integration.events
+  UPDATE integration.events x
      SET event_status = 'pending', attempts = 0, next_attempt_at = now(), processed_at = NULL
-   WHERE id = event_id
+   WHERE x.id = event_id AND x.submission_id = sub
   RETURNING * INTO e;
   UPDATE source_system.service_requests
      SET lifecycle_status = 'received', updated_at = now()
-   WHERE id = e.aggregate_id AND e.aggregate_type = 'service_request' AND lifecycle_status = 'failed';
+   WHERE submission_id = sub AND id = e.aggregate_id AND e.aggregate_type = 'service_request'
+     AND lifecycle_status = 'failed';
   INSERT INTO integration.sync_logs (submission_id, event_id, event_type, action, outcome, message, details)
   VALUES (e.submission_id, e.id, e.event_type, 'replay_requested', 'success',
           'event put back to pending by ' || enterprise_lab.request_subject(), jsonb_build_object('last_error', e.last_error));
@@ -316,17 +325,21 @@ CREATE OR REPLACE FUNCTION integration.skip_event(event_id uuid, reason text) RE
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   e integration.events;
+  sub uuid;
 BEGIN
   IF reason IS NULL OR reason !~ '\S' THEN
     RAISE EXCEPTION 'a reason is required to skip an event'
       USING ERRCODE = 'not_null_violation',
             HINT = 'Say why the event may be skipped; it is written to the sync log.';
   END IF;
-  UPDATE integration.events SET event_status = 'skipped', processed_at = now()
-   WHERE id = event_id AND event_status IN ('dead_letter', 'failed', 'pending')
+  -- The update names the submission as well, which routes it to the
+  -- event's shard on Citus.
+  SELECT x.submission_id INTO sub FROM integration.events x WHERE x.id = event_id;
+  UPDATE integration.events x SET event_status = 'skipped', processed_at = now()
+   WHERE x.id = event_id AND x.submission_id = sub AND x.event_status IN ('dead_letter', 'failed', 'pending')
   RETURNING * INTO e;
   IF NOT FOUND THEN
-    IF EXISTS (SELECT 1 FROM integration.events WHERE id = event_id) THEN
+    IF sub IS NOT NULL THEN
       RAISE EXCEPTION 'event % is already finished and cannot be skipped', event_id
         USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
@@ -404,7 +417,7 @@ BEGIN
 
   SELECT to_jsonb(r), to_jsonb(c) INTO request, operational_case
     FROM source_system.service_requests r
-    LEFT JOIN operational.operation_cases c ON c.service_request_id = r.id
+    LEFT JOIN operational.operation_cases c ON c.submission_id = r.submission_id AND c.service_request_id = r.id
    WHERE r.submission_id = v_id;
 
   RETURN jsonb_build_object(
@@ -413,7 +426,7 @@ BEGIN
     'case', operational_case,
     'status_history', coalesce((SELECT jsonb_agg(to_jsonb(h) ORDER BY h.id)
                                   FROM operational.case_status_history h
-                                 WHERE h.case_id = (operational_case ->> 'id')::uuid), '[]'),
+                                 WHERE h.submission_id = v_id AND h.case_id = (operational_case ->> 'id')::uuid), '[]'),
     'canonical', (SELECT to_jsonb(o) FROM canonical.business_objects o
                    WHERE o.submission_id = v_id AND o.object_type = 'service_request'),
     'documents', documents,
@@ -436,21 +449,32 @@ CREATE OR REPLACE FUNCTION api.health(jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   body ALIAS FOR $1;
+  workers bigint;
+  pending bigint;
+  dead bigint;
 BEGIN
   PERFORM enterprise_lab.api_body('health', body, '{}');
   -- Anyone may ask, as often as they like: the counts walk partial indexes
   -- and stop at 10000, so an answer costs the same however many events
   -- there are.
+  -- One statement per number: Citus plans a statement that reads a
+  -- distributed table as a whole, and refuses one that also calls a
+  -- function returning records.
+  SELECT count(*) INTO workers FROM enterprise_lab.node_worker_status() w WHERE w.worker IS NOT NULL;
+  -- A column in the subquery's list: Citus cannot run an empty one.
+  SELECT count(*) INTO pending FROM (SELECT 1 FROM integration.events
+                                      WHERE event_status IN ('pending', 'failed') LIMIT 10000) AS e;
+  SELECT count(*) INTO dead FROM (SELECT 1 FROM integration.events WHERE event_status = 'dead_letter' LIMIT 10000) AS e;
   RETURN jsonb_build_object(
     'status', 'ok',
     'database', true,
-    'workers_running', (SELECT count(*) FROM integration.worker_status),
-    'pending_events', (SELECT count(*) FROM (SELECT FROM integration.events
-                         WHERE event_status IN ('pending', 'failed') LIMIT 10000) AS e),
-    'dead_letters', (SELECT count(*) FROM (SELECT FROM integration.events
-                       WHERE event_status = 'dead_letter' LIMIT 10000) AS e),
+    'workers_running', workers,
+    'pending_events', pending,
+    'dead_letters', dead,
     'version', (SELECT extversion FROM pg_extension WHERE extname = 'enterprise_lab'));
 END $$;
+COMMENT ON FUNCTION api.health(jsonb) IS
+  'Liveness: {"status": "ok", "database": true, workers running (on every node), pending events and dead letters (each counted up to 10000), extension version}. Body: {}.';
 
 CREATE OR REPLACE FUNCTION enterprise_lab.purge_completed_events(batch_size integer DEFAULT 1000)
 RETURNS integer
@@ -495,40 +519,60 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   retention interval := enterprise_lab.event_retention();   -- also loads the library and its GUCs
   result jsonb;
+  workers jsonb;
+  events jsonb;
+  held bigint;
+  deliveries jsonb;
+  sla jsonb;
   s3 jsonb;
   jobs jsonb;
 BEGIN
+  -- One statement per distributed read: Citus plans a statement that reads
+  -- a distributed table as a whole and refuses subqueries in its select
+  -- list.  The workers are those of every node.
+  SELECT jsonb_build_object(
+           'preloaded', 'enterprise_lab' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')),
+           'serving_this_database', current_setting('enterprise_lab.database', true) = current_database(),
+           'configured', current_setting('enterprise_lab.worker_count', true)::integer,
+           'running', count(*) FILTER (WHERE w.worker IS NOT NULL),
+           'detail', coalesce(jsonb_agg(to_jsonb(w) - 'error' ORDER BY w.node, w.worker) FILTER (WHERE w.worker IS NOT NULL), '[]'),
+           'unreachable_nodes', coalesce(jsonb_agg(jsonb_build_object('node', w.node, 'error', w.error))
+                                           FILTER (WHERE w.error IS NOT NULL), '[]'))
+    INTO workers
+    FROM enterprise_lab.node_worker_status() w;
+  SELECT count(*) INTO held FROM integration.held_submissions;
+  SELECT jsonb_build_object(
+           'pending', count(*) FILTER (WHERE event_status = 'pending'),
+           'failed', count(*) FILTER (WHERE event_status = 'failed'),
+           'dead_lettered', count(*) FILTER (WHERE event_status = 'dead_letter'),
+           'oldest_pending_age_seconds',
+             round(extract(epoch FROM now() - min(created_at) FILTER (WHERE event_status IN ('pending', 'failed'))), 3),
+           'held_submissions', held)
+    INTO events
+    FROM integration.events
+   WHERE event_status IN ('pending', 'failed', 'dead_letter');
+  SELECT jsonb_build_object(
+           'waiting', count(*) FILTER (WHERE status IN ('pending', 'failed')),
+           'in_flight', count(*) FILTER (WHERE status = 'in_flight'),
+           'dead_lettered', count(*) FILTER (WHERE status = 'dead_letter'),
+           'oldest_waiting_age_seconds',
+             round(extract(epoch FROM now() - min(created_at) FILTER (WHERE status IN ('pending', 'failed', 'in_flight'))), 3))
+    INTO deliveries
+    FROM integration.deliveries
+   WHERE status IN ('pending', 'failed', 'in_flight', 'dead_letter');
+  SELECT jsonb_build_object('open_breaches', coalesce(sum(open_breaches), 0), 'overdue_cases', coalesce(sum(overdue_cases), 0))
+    INTO sla
+    FROM dashboard.sla_metrics;
   SELECT jsonb_build_object(
            'version', (SELECT extversion FROM pg_extension WHERE extname = 'enterprise_lab'),
            'database', current_database(),
-           'workers', jsonb_build_object(
-             'preloaded', 'enterprise_lab' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')),
-             'serving_this_database', current_setting('enterprise_lab.database', true) = current_database(),
-             'configured', current_setting('enterprise_lab.worker_count', true)::integer,
-             'running', (SELECT count(*) FROM integration.worker_status),
-             'detail', coalesce((SELECT jsonb_agg(to_jsonb(w) ORDER BY w.worker) FROM integration.worker_status w), '[]')),
-           'events', (SELECT jsonb_build_object(
-                        'pending', count(*) FILTER (WHERE event_status = 'pending'),
-                        'failed', count(*) FILTER (WHERE event_status = 'failed'),
-                        'dead_lettered', count(*) FILTER (WHERE event_status = 'dead_letter'),
-                        'oldest_pending_age_seconds',
-                          round(extract(epoch FROM now() - min(created_at) FILTER (WHERE event_status IN ('pending', 'failed'))), 3),
-                        'held_submissions', (SELECT count(*) FROM integration.held_submissions))
-                        FROM integration.events
-                       WHERE event_status IN ('pending', 'failed', 'dead_letter')),
-           'deliveries', jsonb_build_object(
+           'workers', workers,
+           'events', events,
+           'deliveries', deliveries || jsonb_build_object(
              'worker', (SELECT to_jsonb(w) FROM integration.delivery_worker_status w),
              'subscriptions', (SELECT count(*) FROM integration.subscriptions),
-             'paused_subscriptions', (SELECT count(*) FROM integration.subscriptions WHERE paused_at IS NOT NULL),
-             'waiting', (SELECT count(*) FROM integration.deliveries WHERE status IN ('pending', 'failed')),
-             'in_flight', (SELECT count(*) FROM integration.deliveries WHERE status = 'in_flight'),
-             'dead_lettered', (SELECT count(*) FROM integration.deliveries WHERE status = 'dead_letter'),
-             'oldest_waiting_age_seconds',
-               (SELECT round(extract(epoch FROM now() - min(created_at)), 3) FROM integration.deliveries
-                 WHERE status IN ('pending', 'failed', 'in_flight'))),
-           'sla', jsonb_build_object(
-             'open_breaches', (SELECT coalesce(sum(open_breaches), 0) FROM dashboard.sla_metrics),
-             'overdue_cases', (SELECT coalesce(sum(overdue_cases), 0) FROM dashboard.sla_metrics)),
+             'paused_subscriptions', (SELECT count(*) FROM integration.subscriptions WHERE paused_at IS NOT NULL)),
+           'sla', sla,
            'event_retention_seconds', extract(epoch FROM retention)::bigint)
     INTO result;
 
@@ -603,62 +647,40 @@ BEGIN
   RETURN n;
 END $$;
 
--- The count triggers of the two renamed status columns (21_counts.sql's
--- template, unchanged).
+-- The count triggers, two of which count renamed status columns: one C
+-- trigger function (src/status_counts.c) replaces the five PL/pgSQL ones;
+-- the triggers keep their names and give it the layer and the column.
+DROP FUNCTION dashboard.count_submissions() CASCADE;
+DROP FUNCTION dashboard.count_service_requests() CASCADE;
+DROP FUNCTION dashboard.count_events() CASCADE;
+DROP FUNCTION dashboard.count_operation_cases() CASCADE;
+DROP FUNCTION dashboard.count_business_objects() CASCADE;
+
+CREATE FUNCTION dashboard.count_statuses() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'el_count_statuses' LANGUAGE C SECURITY DEFINER;
+COMMENT ON FUNCTION dashboard.count_statuses() IS
+  'Trigger (layer, status column): adds the rows per status changed by a statement to dashboard.status_count_slots.';
+
 DO $do$
 DECLARE
   t record;
 BEGIN
   FOR t IN SELECT * FROM (VALUES
       ('intake',        'intake.submissions',               'submissions',       'submission_status'),
-      ('integration',   'integration.events',               'events',            'event_status')
+      ('source_system', 'source_system.service_requests',   'service_requests',  'lifecycle_status'),
+      ('integration',   'integration.events',               'events',            'event_status'),
+      ('operational',   'operational.operation_cases',      'operation_cases',   'processing_status'),
+      ('canonical',     'canonical.business_objects',       'business_objects',  'lifecycle_status')
     ) AS v(layer, tab, short, col)
   LOOP
-    EXECUTE format($f$
-      CREATE OR REPLACE FUNCTION dashboard.%1$s() RETURNS trigger
-      LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
-      DECLARE
-        -- Count statements of this transaction (a transaction-local setting).
-        statements integer := coalesce(nullif(current_setting('enterprise_lab_counts.statements', true), ''), '0')::integer;
-        this_part integer := statements / 64;
-        statuses text[];
-        deltas bigint[];
-      BEGIN
-        PERFORM set_config('enterprise_lab_counts.statements', (statements + 1)::text, true);
-        -- Once per backend (its slot may hold an earlier backend's parts)
-        -- and after a transaction that made parts.
-        IF statements = 0 AND current_setting('enterprise_lab_counts.folded', true) IS DISTINCT FROM 'yes' THEN
-          PERFORM enterprise_lab.fold_count_parts();
-        ELSIF statements = 64 THEN
-          PERFORM set_config('enterprise_lab_counts.folded', 'no', false);
-        END IF;
-        IF TG_OP = 'TRUNCATE' THEN
-          DELETE FROM dashboard.status_count_slots WHERE layer = %2$L;
-          RETURN NULL;
-        END IF;
-        -- Each branch names only the transition tables its event has.
-        IF TG_OP = 'INSERT' THEN
-          SELECT array_agg(d.status), array_agg(d.delta) INTO statuses, deltas
-            FROM (SELECT r.%3$I AS status, count(*) AS delta FROM new_rows r GROUP BY r.%3$I) d;
-        ELSIF TG_OP = 'DELETE' THEN
-          SELECT array_agg(d.status), array_agg(d.delta) INTO statuses, deltas
-            FROM (SELECT o.%3$I AS status, -count(*) AS delta FROM old_rows o GROUP BY o.%3$I) d;
-        ELSE
-          SELECT array_agg(d.status), array_agg(d.delta) INTO statuses, deltas
-            FROM (SELECT x.status, sum(x.delta)::bigint AS delta
-                    FROM (SELECT r.%3$I AS status, 1 AS delta FROM new_rows r
-                          UNION ALL
-                          SELECT o.%3$I, -1 FROM old_rows o) x
-                   GROUP BY x.status) d;
-        END IF;
-        IF statuses IS NOT NULL THEN
-          PERFORM enterprise_lab.add_status_counts(%2$L, this_part, statuses, deltas);
-        END IF;
-        RETURN NULL;
-      END $body$
-    $f$, 'count_' || t.short, t.layer, t.col);
-    EXECUTE format('COMMENT ON FUNCTION dashboard.%I() IS %L', 'count_' || t.short,
-                   format('Trigger: adds the rows per %s of %s changed by a statement to dashboard.status_count_slots.', t.col, t.tab));
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_inserted', t.tab, t.layer, t.col);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_updated', t.tab, t.layer, t.col);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_deleted', t.tab, t.layer, t.col);
+    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_truncated', t.tab, t.layer, t.col);
   END LOOP;
 END $do$;
 
@@ -736,15 +758,18 @@ COMMENT ON FUNCTION enterprise_lab.api_position(text, jsonb, text) IS
 
 -- One event as the api shows it: every column, its request number and the
 -- commit-to-processed latency.
-CREATE FUNCTION enterprise_lab.api_event_row(e integration.events, request_number text) RETURNS jsonb
+-- It takes the row as jsonb: Citus runs the query on the shards, where a
+-- row of integration.events has the type of its shard.
+CREATE FUNCTION enterprise_lab.api_event_row(e jsonb, request_number text) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT to_jsonb(e) || jsonb_build_object(
-           'event_id', e.id,
+  SELECT e || jsonb_build_object(
+           'event_id', e -> 'id',
            'request_number', request_number,
-           'latency_ms', round((extract(epoch FROM (e.processed_at - e.created_at)) * 1000)::numeric, 1))
+           'latency_ms', round((extract(epoch FROM ((e ->> 'processed_at')::timestamptz - (e ->> 'created_at')::timestamptz))
+                                * 1000)::numeric, 1))
 $$;
-COMMENT ON FUNCTION enterprise_lab.api_event_row(integration.events, text) IS
-  'api helper: an event as api.events returns it (its columns, event_id, request_number, latency_ms).';
+COMMENT ON FUNCTION enterprise_lab.api_event_row(jsonb, text) IS
+  'api helper: an event (to_jsonb of its row) as api.events returns it (its columns, event_id, request_number, latency_ms).';
 
 
 CREATE OR REPLACE FUNCTION api.events(jsonb DEFAULT '{}') RETURNS jsonb
@@ -769,7 +794,7 @@ BEGIN
   -- One row more than asked for says whether there is a next page.
   IF v_submission IS NOT NULL THEN
     SELECT array_agg(x ORDER BY (x ->> 'seq')::bigint DESC) INTO page
-      FROM (SELECT enterprise_lab.api_event_row(e, r.request_number) AS x
+      FROM (SELECT enterprise_lab.api_event_row(to_jsonb(e), r.request_number) AS x
               FROM integration.events e
               LEFT JOIN source_system.service_requests r ON r.submission_id = e.submission_id
              WHERE e.submission_id = v_submission AND e.seq < v_before
@@ -777,7 +802,7 @@ BEGIN
              ORDER BY e.seq DESC LIMIT v_limit + 1) p;
   ELSE
     SELECT array_agg(x ORDER BY (x ->> 'seq')::bigint DESC) INTO page
-      FROM (SELECT enterprise_lab.api_event_row(e, r.request_number) AS x
+      FROM (SELECT enterprise_lab.api_event_row(to_jsonb(e), r.request_number) AS x
               FROM integration.events e
               LEFT JOIN source_system.service_requests r ON r.submission_id = e.submission_id
              WHERE e.seq < v_before
@@ -1305,22 +1330,24 @@ CREATE FUNCTION api.queue_metrics(jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   body ALIAS FOR $1;
+  counts jsonb;
+  oldest numeric;
 BEGIN
   PERFORM enterprise_lab.api_body('queue_metrics', body, '{}');
+  -- Every status, 0 included, so a series does not vanish when it empties.
+  SELECT jsonb_object_agg(s.status, coalesce(c.n, 0) ORDER BY s.status) INTO counts
+    FROM (SELECT status, sum(count)::bigint AS n FROM enterprise_lab.node_status_counts()
+           WHERE layer = 'integration' GROUP BY status) c
+    FULL JOIN unnest(ARRAY['pending', 'completed', 'failed', 'dead_letter', 'skipped']) AS s(status) USING (status);
+  -- A statement of its own: Citus plans one that reads a distributed table
+  -- as a whole.
+  SELECT extract(epoch FROM now() - e.created_at) INTO oldest
+    FROM integration.events e WHERE e.event_status IN ('pending', 'failed')
+   ORDER BY e.seq LIMIT 1;
   RETURN jsonb_build_object(
-    -- Every status, 0 included, so a series does not vanish when it empties.
-    'events', (SELECT jsonb_object_agg(s.status, coalesce(c.n, 0) ORDER BY s.status)
-                 FROM (SELECT unnest(ARRAY['pending', 'completed', 'failed', 'dead_letter', 'skipped']) AS status
-                       UNION
-                       SELECT status FROM dashboard.status_count_slots WHERE layer = 'integration') s
-                 LEFT JOIN (SELECT status, sum(count)::bigint AS n FROM dashboard.status_count_slots
-                             WHERE layer = 'integration' GROUP BY status) c USING (status)),
-    'pending', (SELECT coalesce(sum(count), 0)::bigint FROM dashboard.status_count_slots
-                 WHERE layer = 'integration' AND status IN ('pending', 'failed')),
-    'oldest_pending_age_seconds',
-      coalesce((SELECT extract(epoch FROM now() - e.created_at)
-                  FROM integration.events e WHERE e.event_status IN ('pending', 'failed')
-                 ORDER BY e.seq LIMIT 1), 0));
+    'events', counts,
+    'pending', coalesce((counts ->> 'pending')::bigint, 0) + coalesce((counts ->> 'failed')::bigint, 0),
+    'oldest_pending_age_seconds', coalesce(oldest, 0));
 END $$;
 COMMENT ON FUNCTION api.queue_metrics(jsonb) IS
   'Queue numbers for monitoring, each read at a fixed cost: {"events": {status: count, ...} (maintained counts), "pending": events pending or awaiting a retry, "oldest_pending_age_seconds": age of the oldest of them (0 when none)}. GET /metrics serves them in Prometheus'' format. Body: {}.';
@@ -1783,6 +1810,8 @@ DECLARE
   fk record;
   todo regclass[];
   fks jsonb := '[]';
+  trg record;
+  quiet jsonb := '[]';
   failed text;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
@@ -1798,27 +1827,8 @@ BEGIN
             HINT = 'Call enterprise_lab.distribute() on the coordinator (citus_set_coordinator_host() names it).';
   END IF;
 
-  -- The lifecycle's sequences are the extension's own on every node, and
-  -- after the conversion the worker nodes' triggers draw from them: each
-  -- worker node continues in a range of its own (Citus's convention for
-  -- the sequences it creates, the node's group id << 48), above every
-  -- value the coordinator gave, so ids stay unique and a submission's
-  -- later events sort after its earlier ones.  Request numbers keep one
-  -- count per node (docs/architecture.md, Scale-out: Citus).
-  SELECT string_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result), '; ') INTO failed
-    FROM pg_catalog.run_command_on_workers(
-           $cmd$SELECT pg_catalog.count(pg_catalog.setval(s.seq, g.start, false))
-                  FROM (SELECT groupid::bigint << 48 AS start FROM pg_catalog.pg_dist_local_group) g,
-                       unnest(ARRAY['integration.event_seq', 'integration.sync_log_seq',
-                                    'operational.case_status_history_seq']::regclass[]) AS s (seq)
-                 WHERE pg_catalog.pg_sequence_last_value(s.seq) IS NULL
-                    OR pg_catalog.pg_sequence_last_value(s.seq) < g.start$cmd$) w
-   WHERE NOT w.success;
-  IF failed IS NOT NULL THEN
-    RAISE EXCEPTION 'a worker node could not move its sequences to its own range'
-      USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = failed,
-            HINT = 'Every worker node must be reachable and have enterprise_lab at the coordinator''s version.';
-  END IF;
+  -- Also for a worker node added since the last call.
+  PERFORM enterprise_lab.distribute_sequences();
 
   SELECT array_agg(d.relation ORDER BY d.step) INTO todo
     FROM enterprise_lab.distribution_plan() d
@@ -1865,6 +1875,29 @@ BEGIN
     fks := fks || jsonb_build_object('rel', fk.rel::text, 'name', fk.conname, 'def', fk.def);
   END LOOP;
 
+  -- Citus copies the rows of a table into its shards, where the table's
+  -- triggers fire: the lifecycle's own (a submission's service request, a
+  -- request's event) would write again what is already there, into the
+  -- worker nodes' copies of tables not yet converted.  They are off for the
+  -- copy.  The count triggers stay on: each node counts the rows copied to
+  -- it, and the coordinator, which keeps none of them, forgets its counts.
+  FOR trg IN
+    SELECT t.tgrelid::regclass AS rel, t.tgname
+      FROM pg_trigger t
+     WHERE t.tgrelid = ANY (todo) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+       AND t.tgfoid <> ALL (ARRAY(SELECT f.oid FROM pg_proc f
+                                   WHERE f.pronamespace = 'dashboard'::regnamespace AND f.proname LIKE 'count\_%'))
+     ORDER BY 1, 2
+  LOOP
+    EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', trg.rel, trg.tgname);
+    quiet := quiet || jsonb_build_object('rel', trg.rel::text, 'name', trg.tgname);
+  END LOOP;
+  DELETE FROM dashboard.status_count_slots c
+   USING (VALUES ('intake', 'intake.submissions'), ('source_system', 'source_system.service_requests'),
+                 ('integration', 'integration.events'), ('operational', 'operational.operation_cases'),
+                 ('canonical', 'canonical.business_objects')) AS l (layer, rel)
+   WHERE c.layer = l.layer AND l.rel::regclass = ANY (todo);
+
   FOR p IN SELECT * FROM enterprise_lab.distribution_plan() d WHERE d.relation = ANY (todo) ORDER BY d.step LOOP
     IF p.layout = 'reference' THEN
       PERFORM pg_catalog.create_reference_table(p.relation);
@@ -1878,6 +1911,16 @@ BEGIN
     RETURN NEXT;
   END LOOP;
 
+  FOR trg IN SELECT * FROM jsonb_to_recordset(quiet) AS q (rel text, name text) LOOP
+    EXECUTE format('ALTER TABLE %s ENABLE TRIGGER %I', trg.rel, trg.name);
+  END LOOP;
+  -- The coordinator's copy of the rows is no longer read: Citus reads the
+  -- shards.  (No foreign key refers to them at this point.)
+  FOR p IN SELECT * FROM enterprise_lab.distribution_plan() d
+            WHERE d.relation = ANY (todo) AND d.layout = 'distributed' ORDER BY d.step DESC LOOP
+    PERFORM pg_catalog.truncate_local_data_after_distributing_table(p.relation);
+  END LOOP;
+
   FOR fk IN SELECT * FROM jsonb_to_recordset(fks) AS f (rel text, name text, def text) LOOP
     EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', fk.rel, fk.name, fk.def);
   END LOOP;
@@ -1885,3 +1928,645 @@ END
 $$;
 COMMENT ON FUNCTION enterprise_lab.distribute() IS
   'On a Citus coordinator: make the reference data reference tables and distribute every lifecycle table by submission_id, colocated with intake.submissions. Returns the tables it converted; a table already converted is left as it is.';
+
+-- status counts in C
+-- The count triggers are C (see "The count triggers" above); they count a
+-- transaction's count statements in the backend, not in a setting, so
+-- fold_count_parts() no longer records that it ran.
+CREATE OR REPLACE FUNCTION enterprise_lab.fold_count_parts() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  layers text[];
+  statuses text[];
+  deltas bigint[];
+BEGIN
+  WITH moved AS (
+    DELETE FROM dashboard.status_count_slots
+     WHERE slot = enterprise_lab.count_slot() AND part > 0
+    RETURNING layer, status, count
+  )
+  SELECT array_agg(m.layer), array_agg(m.status), array_agg(m.n) INTO layers, statuses, deltas
+    FROM (SELECT layer, status, sum(count)::bigint AS n FROM moved GROUP BY layer, status) m;
+  FOR i IN 1 .. coalesce(cardinality(layers), 0) LOOP
+    PERFORM enterprise_lab.add_status_counts(layers[i], 0, ARRAY[statuses[i]], ARRAY[deltas[i]]);
+  END LOOP;
+END $$;
+
+-- visible text in C
+-- The same regular expression in C (src/visible_text.c): the CHECK
+-- constraints of intake.submissions no longer parse a SQL function's body
+-- for every statement.
+CREATE OR REPLACE FUNCTION enterprise_lab.has_visible_text(value text) RETURNS boolean
+  AS 'MODULE_PATHNAME', 'el_has_visible_text' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- interfaces through the Citus coordinator
+-- Every join of two lifecycle tables is on submission_id too, a row lock
+-- names its submission, one statement per distributed read; the counts and
+-- workers are read from every node (src/sql/10_nodes.sql).
+
+-- What tells a Citus coordinator from any other node.  The node_* functions
+-- below read this node's own rows directly where it is false (a single
+-- node costs what it did before), and every node's through
+-- enterprise_lab.on_every_node() where it is true.
+CREATE FUNCTION enterprise_lab.is_distributed() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  distributed boolean := false;
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+    -- Citus's catalog exists only where Citus is installed: dynamic SQL.
+    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()
+                AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition
+                             WHERE logicalrelid = ''intake.submissions''::regclass)'
+       INTO distributed;
+  END IF;
+  RETURN distributed;
+END $$;
+COMMENT ON FUNCTION enterprise_lab.is_distributed() IS
+  'True on a Citus coordinator whose lifecycle tables are distributed (enterprise_lab.distribute() has run); false on a single node and on a Citus worker node.';
+
+CREATE FUNCTION enterprise_lab.on_every_node(query text)
+RETURNS TABLE (node text, rows jsonb, error text)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- A node that does not answer is a row with its error, not a failure:
+  -- the status of the others is what an operator needs then.  Citus's
+  -- catalog exists only where Citus is installed: dynamic SQL.
+  RETURN QUERY EXECUTE
+    'SELECT coalesce(n.nodename || '':'' || n.nodeport, ''coordinator''),
+            CASE WHEN r.success THEN r.result::jsonb END,
+            CASE WHEN NOT r.success THEN r.result END
+       FROM pg_catalog.run_command_on_all_nodes($1) r
+       -- nodeid 0: a coordinator that is not in the metadata.
+       LEFT JOIN pg_catalog.pg_dist_node n ON n.nodeid = r.nodeid
+      ORDER BY n.groupid NULLS FIRST, n.nodeid'
+    USING format('SELECT coalesce(jsonb_agg(to_jsonb(x)), ''[]'') FROM (%s) x', query);
+END $$;
+REVOKE ALL ON FUNCTION enterprise_lab.on_every_node(text) FROM PUBLIC;
+COMMENT ON FUNCTION enterprise_lab.on_every_node(text) IS
+  'On a Citus coordinator: run a query on every node (run_command_on_all_nodes, one connection per node) and return its rows as a jsonb array per node (host:port), or the node''s error.';
+
+CREATE FUNCTION enterprise_lab.node_status_counts()
+RETURNS TABLE (node text, layer text, status text, count bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT enterprise_lab.is_distributed() THEN
+    RETURN QUERY
+      SELECT 'local'::text, c.layer, c.status, sum(c.count)::bigint FROM dashboard.status_count_slots c
+       GROUP BY c.layer, c.status HAVING sum(c.count) <> 0;
+    RETURN;
+  END IF;
+  RETURN QUERY
+    SELECT n.node, c.layer, c.status, c.count
+      FROM enterprise_lab.on_every_node(
+             'SELECT layer, status, sum(count)::bigint AS count FROM dashboard.status_count_slots
+               GROUP BY layer, status HAVING sum(count) <> 0') n
+     CROSS JOIN LATERAL jsonb_to_recordset(n.rows) AS c (layer text, status text, count bigint);
+END $$;
+COMMENT ON FUNCTION enterprise_lab.node_status_counts() IS
+  'The maintained counts (dashboard.status_count_slots) of every node, per node (host:port on a Citus coordinator, else local): rows per status in each layer of the rows that node holds.';
+
+CREATE FUNCTION enterprise_lab.node_worker_status()
+RETURNS TABLE (node text, worker integer, pid integer, state text, events_processed bigint,
+               events_failed bigint, events_dead_lettered bigint, batches bigint,
+               started_at timestamptz, last_batch_at timestamptz, last_batch_events integer,
+               last_batch_ms double precision, error text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT enterprise_lab.is_distributed() THEN
+    RETURN QUERY SELECT 'local'::text, w.*, NULL::text FROM integration.worker_status w;
+    RETURN;
+  END IF;
+  RETURN QUERY
+    SELECT n.node, w.worker, w.pid, w.state, w.events_processed, w.events_failed, w.events_dead_lettered,
+           w.batches, w.started_at, w.last_batch_at, w.last_batch_events, w.last_batch_ms, n.error
+      FROM enterprise_lab.on_every_node('SELECT * FROM integration.worker_status') n
+      LEFT JOIN LATERAL jsonb_to_recordset(n.rows) AS w (
+             worker integer, pid integer, state text, events_processed bigint, events_failed bigint,
+             events_dead_lettered bigint, batches bigint, started_at timestamptz, last_batch_at timestamptz,
+             last_batch_events integer, last_batch_ms double precision) ON true
+     WHERE w.worker IS NOT NULL OR n.error IS NOT NULL;
+END $$;
+COMMENT ON FUNCTION enterprise_lab.node_worker_status() IS
+  'integration.worker_status of every node, per node (a node that did not answer: one row with its error).';
+
+CREATE FUNCTION enterprise_lab.node_completed_last_minute() RETURNS TABLE (node text, completed bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT enterprise_lab.is_distributed() THEN
+    RETURN QUERY SELECT 'local'::text, integration.completed_last_minute();
+    RETURN;
+  END IF;
+  RETURN QUERY
+    SELECT n.node, (n.rows -> 0 ->> 'n')::bigint
+      FROM enterprise_lab.on_every_node('SELECT integration.completed_last_minute() AS n') n;
+END $$;
+COMMENT ON FUNCTION enterprise_lab.node_completed_last_minute() IS
+  'integration.completed_last_minute() of every node, per node.';
+
+CREATE OR REPLACE VIEW dashboard.submission_lifecycle AS
+SELECT s.submission_id,
+       s.created_at          AS submitted_at,
+       s.intake_method,
+       s.requester_name,
+       s.requester_email,
+       s.request_description AS description,
+       s.request_type        AS request_type_code,
+       s.priority            AS priority_code,
+       s.assigned_team       AS team_code,
+       cu.code               AS customer_code,
+       cu.name               AS customer_name,
+       ag.agreement_number,
+       s.submission_status   AS intake_status,
+       r.id                  AS service_request_id,
+       r.request_number,
+       r.lifecycle_status    AS source_status,
+       c.id                  AS case_id,
+       c.external_reference  AS case_reference,
+       c.processing_status   AS case_status,
+       b.id                  AS business_object_id,
+       b.lifecycle_status    AS canonical_status,
+       (SELECT count(*) FROM integration.events e WHERE e.submission_id = s.submission_id) AS event_count,
+       (SELECT count(*) FROM integration.events e
+         WHERE e.submission_id = s.submission_id AND e.event_status IN ('pending', 'failed')) AS unfinished_events,
+       (SELECT count(*) FROM integration.events e
+         WHERE e.submission_id = s.submission_id AND e.event_status = 'dead_letter') AS dead_letters,
+       (SELECT max(l.created_at) FROM integration.sync_logs l WHERE l.submission_id = s.submission_id) AS last_synced_at
+  FROM intake.submissions s
+  JOIN reference.customers cu ON cu.id = s.customer_id
+  LEFT JOIN reference.agreements ag ON ag.id = s.agreement_id
+  LEFT JOIN source_system.service_requests r ON r.submission_id = s.submission_id
+  -- Every join of two lifecycle tables is on submission_id as well, which
+  -- keeps it on one node after enterprise_lab.distribute().
+  LEFT JOIN operational.operation_cases c ON c.submission_id = s.submission_id AND c.service_request_id = r.id
+  LEFT JOIN canonical.business_objects b ON b.submission_id = s.submission_id AND b.object_type = 'service_request';
+COMMENT ON VIEW dashboard.submission_lifecycle IS 'One row per submission with its state in every layer.';
+
+CREATE OR REPLACE VIEW dashboard.status_counts AS
+SELECT layer, status, sum(count)::bigint AS count
+  FROM enterprise_lab.node_status_counts()
+ WHERE layer IN ('source_system', 'integration', 'operational', 'canonical')
+ GROUP BY layer, status
+HAVING sum(count) <> 0;
+COMMENT ON VIEW dashboard.status_counts IS 'Row counts per status in each layer, summed over every node (exact; maintained by triggers, see dashboard.status_count_slots and enterprise_lab.node_status_counts()).';
+
+CREATE OR REPLACE VIEW dashboard.processing_metrics AS
+WITH events AS (
+  SELECT status, sum(count)::bigint AS n FROM enterprise_lab.node_status_counts()
+   WHERE layer = 'integration' GROUP BY status
+)
+SELECT (SELECT coalesce(sum(n), 0)::bigint FROM events WHERE status IN ('pending', 'failed')) AS pending_events,
+       (SELECT coalesce(sum(n), 0)::bigint FROM events WHERE status = 'failed') AS retrying_events,
+       (SELECT coalesce(sum(n), 0)::bigint FROM events WHERE status = 'dead_letter') AS dead_letters,
+       -- The oldest by seq is the first entry of the claim's index.
+       (SELECT extract(epoch FROM now() - e.created_at)
+          FROM integration.events e WHERE e.event_status IN ('pending', 'failed')
+         ORDER BY e.seq LIMIT 1) AS oldest_pending_age_seconds,
+       (SELECT sum(completed)::bigint FROM enterprise_lab.node_completed_last_minute()) AS completed_last_minute,
+       (SELECT count(*) FROM integration.events e WHERE e.event_status = 'dead_letter') AS held_submissions,
+       (SELECT count(*) FROM enterprise_lab.node_worker_status() w WHERE w.worker IS NOT NULL) AS workers_running;
+COMMENT ON VIEW dashboard.processing_metrics IS
+  'Queue health: pending and retrying events, dead letters, lag (oldest pending age), throughput (from shared memory), workers. Reads no more rows as the tables grow.';
+
+CREATE OR REPLACE VIEW dashboard.sla_metrics AS
+SELECT p.priority_code,
+       p.resolution_time,
+       coalesce(o.open_cases, 0) AS open_cases,
+       coalesce(o.overdue_cases, 0) AS overdue_cases,
+       coalesce(b.open_breaches, 0) AS open_breaches,
+       coalesce(b.total_breaches, 0) AS total_breaches
+  FROM operational.sla_policies p
+  JOIN reference.priorities pr ON pr.code = p.priority_code
+  LEFT JOIN (SELECT c.priority_code, count(*) AS open_cases,
+                    count(*) FILTER (WHERE c.opened_at + cp.resolution_time < now()) AS overdue_cases
+               FROM operational.operation_cases c
+               JOIN operational.sla_policies cp ON cp.priority_code = c.priority_code
+              WHERE c.processing_status IN (SELECT status FROM operational.case_statuses WHERE NOT is_terminal)
+              GROUP BY c.priority_code) o ON o.priority_code = p.priority_code
+  LEFT JOIN (SELECT x.priority_code, count(*) AS total_breaches,
+                    count(*) FILTER (WHERE c.processing_status IN (SELECT status FROM operational.case_statuses
+                                                                   WHERE NOT is_terminal)) AS open_breaches
+               FROM operational.sla_breaches x
+               LEFT JOIN operational.operation_cases c ON c.submission_id = x.submission_id AND c.id = x.case_id
+              GROUP BY x.priority_code) b ON b.priority_code = p.priority_code
+ ORDER BY pr.rank;
+COMMENT ON VIEW dashboard.sla_metrics IS
+  'SLA per priority: open cases, overdue cases, breaches still open and breaches ever flagged.';
+
+CREATE OR REPLACE FUNCTION api.submissions(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'submissions';
+  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['status', 'team', 'q', 'limit', 'offset']);
+  v_status text := enterprise_lab.api_text(fn, b, 'status', false, 40);
+  v_team text := enterprise_lab.api_text(fn, b, 'team', false, 40);
+  v_q text := lower(nullif(btrim(enterprise_lab.api_text(fn, b, 'q', false, 200)), ''));
+  v_limit integer := enterprise_lab.api_integer(fn, b, 'limit', 50, 1, 200);
+  v_offset integer := enterprise_lab.api_integer(fn, b, 'offset', 0, 0, 1000000000);
+  emails boolean := enterprise_lab.api_may_see_emails();
+  -- Only the filters given, so the planner drops the joins nobody needs
+  -- and pages straight off the submitted_at index.  Values are bound
+  -- parameters ($1..$4), never part of the SQL text.
+  filter text := concat_ws(' AND ', 'true',
+    CASE WHEN v_status IS NOT NULL THEN '$1 IN (l.intake_status, l.source_status, l.case_status, l.canonical_status)' END,
+    CASE WHEN v_team IS NOT NULL THEN 'l.team_code = $2' END,
+    -- A plain substring test: q is text to find, never a pattern.
+    CASE WHEN v_q IS NOT NULL THEN
+      'strpos(lower(concat_ws('' '', l.request_number, l.case_reference, l.requester_name, l.customer_name,
+                               l.description, CASE WHEN $4 THEN l.requester_email END)), $3) > 0' END);
+  total bigint;
+  items jsonb;
+BEGIN
+  IF v_status IS NULL AND v_team IS NULL AND v_q IS NULL THEN
+    -- The unfiltered total is the maintained count: the list's refresh
+    -- does not count every submission.
+    SELECT coalesce(sum(c.count), 0) INTO total
+      FROM enterprise_lab.node_status_counts() c WHERE c.layer = 'intake';
+  ELSE
+    EXECUTE 'SELECT count(*) FROM dashboard.submission_lifecycle l WHERE ' || filter
+       INTO total USING v_status, v_team, v_q, emails;
+  END IF;
+  EXECUTE $q$
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'submission_id', l.submission_id,
+               'submitted_at', l.submitted_at,
+               'intake_method', l.intake_method,
+               'request_number', l.request_number,
+               'requester_name', l.requester_name,
+               'requester_email', CASE WHEN $4 THEN l.requester_email END,
+               'customer_name', l.customer_name,
+               'request_type', l.request_type_code,
+               'priority', l.priority_code,
+               'team', l.team_code,
+               'intake_status', l.intake_status,
+               'source_status', l.source_status,
+               'case_id', l.case_id,
+               'case_reference', l.case_reference,
+               'case_status', l.case_status,
+               'canonical_status', l.canonical_status,
+               'unfinished_events', l.unfinished_events,
+               'dead_letters', l.dead_letters)
+             ORDER BY p.submitted_at DESC, p.submission_id), '[]')
+      FROM (SELECT l.submission_id, l.submitted_at
+              FROM dashboard.submission_lifecycle l
+             WHERE $q$ || filter || $q$
+             ORDER BY l.submitted_at DESC, l.submission_id
+             LIMIT $5 OFFSET $6) p
+      JOIN dashboard.submission_lifecycle l ON l.submission_id = p.submission_id $q$
+     INTO items USING v_status, v_team, v_q, emails, v_limit, v_offset;
+  RETURN jsonb_build_object('total', total, 'limit', v_limit, 'offset', v_offset, 'items', items);
+END $$;
+COMMENT ON FUNCTION api.submissions(jsonb) IS
+  'The submission list, newest first: {"status"?, "team"?, "q"?, "limit"? (1..200, default 50), "offset"?}. status matches any layer''s status; q is a substring of number, names, customer or description. Requester e-mails are null for the anonymous role.';
+
+CREATE OR REPLACE FUNCTION api.metrics(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+BEGIN
+  PERFORM enterprise_lab.api_body('metrics', body, '{}');
+  RETURN jsonb_build_object(
+    'status_counts', coalesce((SELECT jsonb_agg(to_jsonb(c) ORDER BY c.layer, c.status)
+                                 FROM dashboard.status_counts c), '[]'),
+    'processing', (SELECT to_jsonb(m) FROM dashboard.processing_metrics m),
+    -- The longest held first, at most 100 (processing.held_submissions
+    -- says how many there are).
+    'held_submissions', coalesce((SELECT jsonb_agg(to_jsonb(h) ORDER BY h.held_since)
+                                    FROM (SELECT * FROM integration.held_submissions
+                                           ORDER BY held_since LIMIT 100) h), '[]'),
+    'workers', coalesce((SELECT jsonb_agg(to_jsonb(w) ORDER BY w.node, w.worker)
+                           FROM enterprise_lab.node_worker_status() w), '[]'));
+END $$;
+COMMENT ON FUNCTION api.metrics(jsonb) IS
+  'Counts per status per layer, queue health (pending, retrying, dead letters, lag, throughput), the 100 longest-held submissions and worker status. Body: {}.';
+
+CREATE OR REPLACE FUNCTION operational.escalate_sla_breaches(max_cases integer DEFAULT 1000) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n integer;
+BEGIN
+  IF max_cases IS NULL OR max_cases < 1 THEN
+    RAISE EXCEPTION 'max_cases must be at least 1'
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('The value given was %s.', coalesce(max_cases::text, 'NULL'));
+  END IF;
+
+  -- The unique key on case_id flags a breach once, even when two
+  -- escalations run at the same time; the event's idempotency key makes its
+  -- publication once as well.
+  WITH overdue AS (
+    SELECT c.id, c.submission_id, c.external_reference, c.priority_code, c.processing_status,
+           c.opened_at, c.opened_at + p.resolution_time AS deadline,
+           gen_random_uuid() AS breach_id, gen_random_uuid() AS event_id
+      FROM operational.operation_cases c
+      JOIN operational.sla_policies p ON p.priority_code = c.priority_code
+     WHERE c.processing_status IN (SELECT status FROM operational.case_statuses WHERE NOT is_terminal)
+       AND c.opened_at + p.resolution_time < now()
+       AND NOT EXISTS (SELECT 1 FROM operational.sla_breaches b WHERE b.submission_id = c.submission_id AND b.case_id = c.id)
+     ORDER BY c.opened_at + p.resolution_time
+     LIMIT max_cases
+  ), flagged AS (
+    INSERT INTO operational.sla_breaches AS b
+           (id, submission_id, case_id, priority_code, case_status, opened_at, deadline, event_id)
+    SELECT o.breach_id, o.submission_id, o.id, o.priority_code, o.processing_status, o.opened_at,
+           o.deadline, o.event_id
+      FROM overdue o
+    ON CONFLICT ON CONSTRAINT sla_breaches_once_per_case DO NOTHING
+    RETURNING b.*
+  )
+  INSERT INTO integration.events AS e
+         (id, submission_id, event_type, source_system, aggregate_type, aggregate_id, payload, idempotency_key)
+  SELECT f.event_id, f.submission_id, 'OperationalCaseSlaBreached', 'operational', 'operation_case', f.case_id,
+         jsonb_build_object('breach_id', f.id,
+                            'case_id', f.case_id,
+                            'external_reference', o.external_reference,
+                            'priority', f.priority_code,
+                            'case_status', f.case_status,
+                            'opened_at', f.opened_at,
+                            'deadline', f.deadline,
+                            'detected_at', f.detected_at),
+         'sla_breached:' || f.case_id
+    FROM flagged f JOIN overdue o ON o.submission_id = f.submission_id AND o.id = f.case_id
+  ON CONFLICT ON CONSTRAINT events_idempotency_key_unique DO NOTHING;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  IF n > 0 THEN
+    RAISE LOG 'enterprise_lab: % case(s) breached their SLA', n;
+  END IF;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION operational.escalate_sla_breaches(integer) IS
+  'The SLA escalation job: flag up to max_cases non-terminal cases past their deadline (once each) and enqueue OperationalCaseSlaBreached for each; returns how many were flagged.';
+
+-- webhook delivery replay and skip through the Citus coordinator
+-- The row is found by id, then locked or updated by (id, submission_id).
+
+CREATE OR REPLACE FUNCTION integration.replay_delivery(delivery_id uuid) RETURNS integration.deliveries
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d integration.deliveries;
+  sub uuid;
+BEGIN
+  -- The lock names the submission as well: Citus routes a FOR UPDATE to
+  -- one shard only.
+  SELECT x.submission_id INTO sub FROM integration.deliveries x WHERE x.id = delivery_id;
+  SELECT * INTO d FROM integration.deliveries x WHERE x.id = delivery_id AND x.submission_id = sub FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'delivery % does not exist', delivery_id USING ERRCODE = 'no_data_found';
+  END IF;
+  IF d.status NOT IN ('dead_letter', 'failed', 'skipped') THEN
+    RAISE EXCEPTION 'delivery % is % and cannot be replayed', delivery_id, d.status
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'Only dead_letter, failed and skipped deliveries can be replayed.';
+  END IF;
+  UPDATE integration.deliveries x
+     SET status = 'pending', attempts = 0, next_attempt_at = now()
+   WHERE x.id = delivery_id AND x.submission_id = sub RETURNING * INTO d;
+  RETURN d;
+END $$;
+
+CREATE OR REPLACE FUNCTION integration.skip_delivery(delivery_id uuid, reason text) RETURNS integration.deliveries
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d integration.deliveries;
+  sub uuid;
+BEGIN
+  IF reason IS NULL OR reason !~ '\S' THEN
+    RAISE EXCEPTION 'a reason is required to skip a delivery'
+      USING ERRCODE = 'not_null_violation', HINT = 'Say why the receiver may miss this event; it is kept as last_error.';
+  END IF;
+  -- The update names the submission as well, which routes it to the
+  -- delivery's shard on Citus.
+  SELECT x.submission_id INTO sub FROM integration.deliveries x WHERE x.id = delivery_id;
+  UPDATE integration.deliveries x
+     SET status = 'skipped', lease_until = NULL,
+         last_error = left(format('skipped by %s: %s', enterprise_lab.request_subject(), reason), 1000)
+   WHERE x.id = delivery_id AND x.submission_id = sub AND x.status IN ('dead_letter', 'failed', 'pending')
+  RETURNING * INTO d;
+  IF NOT FOUND THEN
+    IF sub IS NOT NULL THEN
+      RAISE EXCEPTION 'delivery % is in flight or finished and cannot be skipped', delivery_id
+        USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    RAISE EXCEPTION 'delivery % does not exist', delivery_id USING ERRCODE = 'no_data_found';
+  END IF;
+  RETURN d;
+END $$;
+
+-- case status changes through the Citus coordinator
+-- api.set_case_status decides itself who may change a case and writes who
+-- and why into the row: on Citus the UPDATE and its triggers run on a
+-- worker node, which knows neither the request's role and claims nor this
+-- session's settings, and which a NOLOGIN owner could not connect to.  The
+-- function belongs to the extension's owner again; lab_case_writer, its
+-- grants and its policies go (the role itself is cluster-wide: other
+-- databases may still use it).
+
+CREATE OR REPLACE FUNCTION operational.check_status_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  allowed text;
+BEGIN
+  IF NEW.processing_status IS NOT DISTINCT FROM OLD.processing_status THEN
+    -- set_case_status() to the status the case has: who changed it last,
+    -- why and when stay.
+    IF NEW.status_changed_at IS DISTINCT FROM OLD.status_changed_at THEN
+      NEW.status_changed_by := OLD.status_changed_by;
+      NEW.status_change_reason := OLD.status_change_reason;
+      NEW.status_changed_at := OLD.status_changed_at;
+    END IF;
+    NEW.updated_at := now();
+    RETURN NEW;
+  END IF;
+
+  IF (SELECT is_terminal FROM operational.case_statuses WHERE status = OLD.processing_status) THEN
+    RAISE EXCEPTION 'case % is % and can no longer change', OLD.external_reference, OLD.processing_status
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = format('%s is a terminal status.', OLD.processing_status),
+            HINT = 'Open a new request instead.';
+  END IF;
+
+  IF NOT EXISTS (SELECT 1 FROM operational.status_transitions
+                  WHERE from_status = OLD.processing_status AND to_status = NEW.processing_status) THEN
+    SELECT string_agg(to_status, ', ' ORDER BY to_status) INTO allowed
+      FROM operational.status_transitions WHERE from_status = OLD.processing_status;
+    RAISE EXCEPTION 'case status cannot change from % to %', OLD.processing_status, NEW.processing_status
+      USING ERRCODE = 'check_violation',
+            DETAIL = format('From %s a case may move to: %s.', OLD.processing_status, coalesce(allowed, 'nothing')),
+            HINT = 'The allowed moves are listed in operational.status_transitions.';
+  END IF;
+
+  -- set_case_status() writes who and why into the row, with a new
+  -- status_changed_at: the row is all this trigger sees on the node that
+  -- holds it.  A direct UPDATE is recorded as made by the user that
+  -- operational.changed_by names (else the current user), for the reason
+  -- operational.change_reason gives.
+  IF NEW.status_changed_at IS NOT DISTINCT FROM OLD.status_changed_at THEN
+    NEW.status_changed_by := coalesce(nullif(current_setting('operational.changed_by', true), ''), current_user);
+    NEW.status_change_reason := nullif(current_setting('operational.change_reason', true), '');
+  END IF;
+  PERFORM operational.check_change_note(NEW.status_changed_by, NEW.status_change_reason);
+  NEW.status_changed_at := now();
+  NEW.updated_at := now();
+  RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION operational.set_case_status(case_id uuid, new_status text, changed_by text, change_reason text DEFAULT NULL)
+RETURNS operational.operation_cases
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c operational.operation_cases;
+  sub uuid;
+  changed_at timestamptz;
+  updated integer;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM operational.case_statuses WHERE status = new_status) THEN
+    RAISE EXCEPTION 'case status "%" does not exist', new_status
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Known statuses: %s.', (SELECT string_agg(status, ', ' ORDER BY status) FROM operational.case_statuses)),
+            HINT = 'See operational.case_statuses.';
+  END IF;
+  PERFORM operational.check_change_note(changed_by, change_reason);
+
+  -- Who and why go into the row, with a time of change the row does not
+  -- have yet (check_status_change() then records them): on Citus the
+  -- trigger runs on the node that holds the case, which sees no setting of
+  -- this session.  The update names the submission as well, which routes
+  -- it to the case's shard.
+  SELECT oc.submission_id INTO sub FROM operational.operation_cases oc WHERE oc.id = set_case_status.case_id;
+  changed_at := clock_timestamp();
+  UPDATE operational.operation_cases oc
+     SET processing_status = set_case_status.new_status,
+         status_changed_by = set_case_status.changed_by,
+         status_change_reason = nullif(set_case_status.change_reason, ''),
+         status_changed_at = changed_at
+   WHERE oc.id = set_case_status.case_id AND oc.submission_id = sub
+  RETURNING oc.* INTO c;
+  GET DIAGNOSTICS updated = ROW_COUNT;
+
+  IF updated = 0 THEN
+    RAISE EXCEPTION 'case % does not exist', case_id
+      USING ERRCODE = 'no_data_found',
+            HINT = 'Cases are opened by the worker once the request is integrated; see operational.operation_cases.';
+  END IF;
+  RETURN c;
+END $$;
+
+CREATE OR REPLACE FUNCTION api.set_case_status(jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  body ALIAS FOR $1;
+  fn constant text := 'set_case_status';
+  b jsonb := enterprise_lab.api_body(fn, body, ARRAY['case_id', 'new_status', 'reason']);
+  v_case uuid := enterprise_lab.api_uuid(fn, b, 'case_id', true);
+  v_status text := enterprise_lab.api_text(fn, b, 'new_status', true, 40);
+  v_reason text := enterprise_lab.api_text(fn, b, 'reason', false, 1000);
+  before operational.operation_cases;
+  after operational.operation_cases;
+  msg text;
+  det text;
+  hnt text;
+BEGIN
+  SELECT * INTO before FROM operational.operation_cases WHERE id = v_case;
+  IF NOT FOUND THEN
+    PERFORM enterprise_lab.api_not_found('case', v_case);
+  END IF;
+  -- Who may change the case is decided here, where the request's role and
+  -- claims are, before anything is written: on Citus the UPDATE runs on a
+  -- worker node, in a session that knows neither.
+  IF NOT enterprise_lab.request_may_change_team(before.team_code) THEN
+    RAISE EXCEPTION '%: not allowed to change case % of team %', fn, before.external_reference, before.team_code
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = format('Your teams: %s.',
+                            coalesce(nullif(array_to_string(enterprise_lab.request_teams(), ', '), ''), 'none')),
+            HINT = 'An operator changes the cases of its teams: the "teams" (or "team") claim of its JWT, or for a direct login the rows of operational.role_teams.';
+  END IF;
+
+  BEGIN
+    after := operational.set_case_status(v_case, v_status, enterprise_lab.request_subject(), v_reason);
+  EXCEPTION
+    WHEN object_not_in_prerequisite_state THEN
+      GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+      RAISE EXCEPTION '%', msg USING ERRCODE = 'PT409', DETAIL = det, HINT = hnt;
+  END;
+
+  RETURN jsonb_build_object('case_id', after.id,
+                            'external_reference', after.external_reference,
+                            'team', after.team_code,
+                            'previous_status', before.processing_status,
+                            'processing_status', after.processing_status,
+                            'changed_by', after.status_changed_by,
+                            'change_reason', after.status_change_reason,
+                            'status_changed_at', after.status_changed_at);
+END $$;
+DO $$
+BEGIN
+  EXECUTE format('ALTER FUNCTION api.set_case_status(jsonb) OWNER TO %I',
+                 (SELECT extowner::regrole::text FROM pg_extension WHERE extname = 'enterprise_lab'));
+END $$;
+-- Granted again, so that the extension's record of its privileges names
+-- the new owner as a fresh install's does.
+REVOKE ALL ON FUNCTION api.set_case_status(jsonb) FROM PUBLIC, lab_operator, lab_admin;
+GRANT EXECUTE ON FUNCTION api.set_case_status(jsonb) TO lab_operator, lab_admin;
+
+DROP POLICY cases_change_own_teams ON operational.operation_cases;
+DROP POLICY history_written_with_change ON operational.case_status_history;
+ALTER POLICY cases_read_all ON operational.operation_cases TO lab_auditor, lab_admin;
+COMMENT ON POLICY cases_read_all ON operational.operation_cases IS 'Auditors and admins see every case.';
+REVOKE UPDATE (processing_status) ON operational.operation_cases FROM lab_case_writer;
+REVOKE SELECT ON operational.operation_cases, operational.case_statuses, operational.status_transitions,
+  operational.role_teams FROM lab_case_writer;
+REVOKE INSERT ON operational.case_status_history, integration.events FROM lab_case_writer;
+REVOKE USAGE ON SEQUENCE operational.case_status_history_seq, integration.event_seq FROM lab_case_writer;
+REVOKE ALL ON SEQUENCE operational.case_status_history_seq, integration.event_seq FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION enterprise_lab.request_role(), enterprise_lab.request_access(),
+  enterprise_lab.request_trusts_claims(), enterprise_lab.request_claims(), enterprise_lab.request_teams(),
+  enterprise_lab.request_subject(), enterprise_lab.request_may_change_team(text) FROM lab_case_writer;
+REVOKE USAGE ON SCHEMA enterprise_lab, operational, integration FROM lab_case_writer;
+
+-- sequences of the worker nodes
+-- After the conversion the lifecycle's triggers and workers run on the
+-- worker nodes, where a default such as nextval('integration.event_seq')
+-- draws from that node's own copy of the sequence, which CREATE EXTENSION
+-- made there starting at 1: request numbers would repeat across nodes, and
+-- a submission's next event could get a seq below those of its events made
+-- on one node before the conversion.  So each worker node draws from a
+-- range of its own above the coordinator's, (group id << 48) + 1 on, as
+-- Citus does for the sequences it distributes itself.
+CREATE FUNCTION enterprise_lab.distribute_sequences() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  failed text;
+BEGIN
+  SELECT string_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result), '; ') INTO failed
+    FROM pg_catalog.run_command_on_workers($cmd$
+      DO $do$
+      DECLARE
+        floor bigint := (SELECT groupid FROM pg_catalog.pg_dist_local_group)::bigint << 48;
+        s regclass;
+      BEGIN
+        FOR s IN SELECT d.objid::regclass FROM pg_catalog.pg_depend d
+                  WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass
+                    AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'enterprise_lab')
+                    AND d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'e'
+                    AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid = d.objid) = 'S'
+        LOOP
+          IF coalesce((SELECT q.last_value FROM pg_catalog.pg_sequences q
+                        WHERE format('%I.%I', q.schemaname, q.sequencename)::regclass = s), 0) < floor THEN
+            PERFORM pg_catalog.setval(s, floor);
+          END IF;
+        END LOOP;
+      END $do$
+    $cmd$) w
+   WHERE NOT w.success;
+  IF failed IS NOT NULL THEN
+    RAISE EXCEPTION 'a worker node could not move its sequences to its own range'
+      USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = failed,
+            HINT = 'Every worker node must be reachable and have enterprise_lab at the coordinator''s version.';
+  END IF;
+END $$;
+REVOKE ALL ON FUNCTION enterprise_lab.distribute_sequences() FROM PUBLIC;
+COMMENT ON FUNCTION enterprise_lab.distribute_sequences() IS
+  'enterprise_lab.distribute(): on every worker node, move each sequence of the extension to that node''s own range, (group id << 48) + 1 on, unless it is there already.';
+
+COMMENT ON COLUMN source_system.service_requests.request_number IS 'Deterministic, human-readable number: SR-000001, SR-000002, ... (at least six digits).';

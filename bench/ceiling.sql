@@ -43,11 +43,11 @@ BEGIN
   SELECT r.submission_id, r.id, 'OC-' || substr(r.request_number, 4), r.request_type_code, r.priority_code,
          r.team_code, 'open'
     FROM requests r
-  RETURNING id, submission_id, service_request_id, external_reference
+  RETURNING id, submission_id, service_request_id, external_reference, team_code
 ), history AS (
   INSERT INTO operational.case_status_history
-         (submission_id, case_id, previous_status, new_status, changed_by, change_reason)
-  SELECT submission_id, id, NULL, 'open', 'enterprise_lab', 'case opened from the service request'
+         (submission_id, case_id, previous_status, new_status, changed_by, change_reason, team_code)
+  SELECT submission_id, id, NULL, 'open', 'enterprise_lab', 'case opened from the service request', team_code
     FROM cases
 ), objects AS (
   INSERT INTO canonical.business_objects

@@ -17,7 +17,7 @@ SELECT md5(string_agg(line, E'\n' ORDER BY line))
     FROM operational.operation_cases c JOIN source_system.service_requests r ON r.id = c.service_request_id
   UNION ALL
   SELECT concat_ws('|', 'history', c.external_reference, h.previous_status, h.new_status, h.changed_by,
-                   h.change_reason, h.submission_id = c.submission_id)
+                   h.change_reason, h.team_code, h.submission_id = c.submission_id)
     FROM operational.case_status_history h JOIN operational.operation_cases c ON c.id = h.case_id
   UNION ALL
   SELECT concat_ws('|', 'object', b.object_type, b.source_system, b.source_reference, b.canonical_category,

@@ -1,8 +1,9 @@
-# A Citus cluster for the citus* suites: a coordinator and two worker
-# nodes on loopback, each its own cluster with citus and enterprise_lab
-# preloaded (citus first, as Citus requires), the worker nodes added and
-# enterprise_lab created on the coordinator (Citus creates it on the
-# worker nodes).  Sourced after test/tap.sh and scripts/cluster.sh.
+# A Citus cluster for the citus* suites and bench/citus: a coordinator and
+# the worker nodes after it in NODES (worker1 and worker2 unless the caller
+# sets NODES) on loopback, each its own cluster with citus and
+# enterprise_lab preloaded (citus first, as Citus requires), the worker
+# nodes added and enterprise_lab created on the coordinator (Citus creates
+# it on the worker nodes).  Sourced after test/tap.sh and scripts/cluster.sh.
 #
 # Runs where the Citus build is installed: ./test/run --pg 17 with
 # EL_CITUS_SOURCE naming the Citus source tarball (scripts/citus.sh).
@@ -17,7 +18,7 @@ citus_require() {
 }
 
 CITUS_DIR=$EL_TEST_WORK/${CITUS_CLUSTER:-citus}
-NODES=(coordinator worker1 worker2)
+[ -n "${NODES+set}" ] || NODES=(coordinator worker1 worker2)
 declare -A PORT
 
 # node_start NAME: a cluster of its own under CITUS_DIR/NAME on a free port
@@ -77,7 +78,7 @@ citus_cluster_start() {
   done
   on coordinator -c "SELECT citus_set_coordinator_host('127.0.0.1', ${PORT[coordinator]})" >/dev/null
   ok $? "citus_set_coordinator_host"
-  for n in worker1 worker2; do
+  for n in "${NODES[@]:1}"; do
     on coordinator -c "SELECT citus_add_node('127.0.0.1', ${PORT[$n]})" >/dev/null; ok $? "citus_add_node $n"
   done
   on coordinator -c "CREATE EXTENSION enterprise_lab" >/dev/null; ok $? "coordinator: CREATE EXTENSION enterprise_lab"

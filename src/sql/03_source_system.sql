@@ -29,16 +29,20 @@ CREATE TABLE source_system.service_requests (
 ) WITH (fillfactor = 85);  -- room for HOT updates when the request is integrated
 COMMENT ON TABLE source_system.service_requests IS
   'Service requests; lifecycle_status is received until the worker integrates the request (integrated), or failed when its event is dead-lettered.';
-COMMENT ON COLUMN source_system.service_requests.request_number IS 'Deterministic, human-readable number: SR-000001, SR-000002, ...';
+COMMENT ON COLUMN source_system.service_requests.request_number IS 'Deterministic, human-readable number: SR-000001, SR-000002, ... (at least six digits).';
 
 CREATE FUNCTION source_system.create_service_request() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n text := nextval('source_system.request_number_seq')::text;
 BEGIN
   INSERT INTO source_system.service_requests
          (submission_id, request_number, request_type_code, priority_code, team_code,
           customer_id, agreement_id, summary)
   VALUES (NEW.submission_id,
-          'SR-' || lpad(nextval('source_system.request_number_seq')::text, 6, '0'),
+          -- At least six digits, all of them (lpad alone would cut the 7th
+          -- off, and a Citus worker node numbers from (group id << 48) + 1).
+          'SR-' || lpad(n, greatest(6, length(n)), '0'),
           NEW.request_type, NEW.priority, NEW.assigned_team,
           NEW.customer_id, NEW.agreement_id,
           left(regexp_replace(btrim(NEW.request_description), '\s+', ' ', 'g'), 120));

@@ -121,6 +121,13 @@ DECLARE
   allowed text;
 BEGIN
   IF NEW.processing_status IS NOT DISTINCT FROM OLD.processing_status THEN
+    -- set_case_status() to the status the case has: who changed it last,
+    -- why and when stay.
+    IF NEW.status_changed_at IS DISTINCT FROM OLD.status_changed_at THEN
+      NEW.status_changed_by := OLD.status_changed_by;
+      NEW.status_change_reason := OLD.status_change_reason;
+      NEW.status_changed_at := OLD.status_changed_at;
+    END IF;
     NEW.updated_at := now();
     RETURN NEW;
   END IF;
@@ -142,10 +149,15 @@ BEGIN
             HINT = 'The allowed moves are listed in operational.status_transitions.';
   END IF;
 
-  -- set_case_status() says who and why; a direct UPDATE is recorded as
-  -- made by the current user, without a reason.
-  NEW.status_changed_by := coalesce(nullif(current_setting('operational.changed_by', true), ''), current_user);
-  NEW.status_change_reason := nullif(current_setting('operational.change_reason', true), '');
+  -- set_case_status() writes who and why into the row, with a new
+  -- status_changed_at: the row is all this trigger sees on the node that
+  -- holds it.  A direct UPDATE is recorded as made by the user that
+  -- operational.changed_by names (else the current user), for the reason
+  -- operational.change_reason gives.
+  IF NEW.status_changed_at IS NOT DISTINCT FROM OLD.status_changed_at THEN
+    NEW.status_changed_by := coalesce(nullif(current_setting('operational.changed_by', true), ''), current_user);
+    NEW.status_change_reason := nullif(current_setting('operational.change_reason', true), '');
+  END IF;
   PERFORM operational.check_change_note(NEW.status_changed_by, NEW.status_change_reason);
   NEW.status_changed_at := now();
   NEW.updated_at := now();
@@ -183,6 +195,8 @@ RETURNS operational.operation_cases
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   c operational.operation_cases;
+  sub uuid;
+  changed_at timestamptz;
   updated integer;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM operational.case_statuses WHERE status = new_status) THEN
@@ -193,15 +207,21 @@ BEGIN
   END IF;
   PERFORM operational.check_change_note(changed_by, change_reason);
 
-  PERFORM set_config('operational.changed_by', changed_by, true),
-          set_config('operational.change_reason', coalesce(change_reason, ''), true);
+  -- Who and why go into the row, with a time of change the row does not
+  -- have yet (check_status_change() then records them): on Citus the
+  -- trigger runs on the node that holds the case, which sees no setting of
+  -- this session.  The update names the submission as well, which routes
+  -- it to the case's shard.
+  SELECT oc.submission_id INTO sub FROM operational.operation_cases oc WHERE oc.id = set_case_status.case_id;
+  changed_at := clock_timestamp();
   UPDATE operational.operation_cases oc
-     SET processing_status = set_case_status.new_status
-   WHERE oc.id = set_case_status.case_id
+     SET processing_status = set_case_status.new_status,
+         status_changed_by = set_case_status.changed_by,
+         status_change_reason = nullif(set_case_status.change_reason, ''),
+         status_changed_at = changed_at
+   WHERE oc.id = set_case_status.case_id AND oc.submission_id = sub
   RETURNING oc.* INTO c;
   GET DIAGNOSTICS updated = ROW_COUNT;
-  PERFORM set_config('operational.changed_by', '', true),
-          set_config('operational.change_reason', '', true);
 
   IF updated = 0 THEN
     RAISE EXCEPTION 'case % does not exist', case_id

@@ -35,8 +35,12 @@ CREATE FUNCTION integration.replay_event(event_id uuid) RETURNS integration.even
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   e integration.events;
+  sub uuid;
 BEGIN
-  SELECT * INTO e FROM integration.events WHERE id = event_id FOR UPDATE;
+  -- The lock names the submission as well: Citus routes a FOR UPDATE to
+  -- one shard only, and on one node the primary key finds the row either way.
+  SELECT x.submission_id INTO sub FROM integration.events x WHERE x.id = event_id;
+  SELECT * INTO e FROM integration.events x WHERE x.id = event_id AND x.submission_id = sub FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'event % does not exist', event_id
       USING ERRCODE = 'no_data_found';
@@ -47,13 +51,14 @@ BEGIN
             DETAIL = 'Only dead_letter, failed and skipped events can be replayed.';
   END IF;
 
-  UPDATE integration.events
+  UPDATE integration.events x
      SET event_status = 'pending', attempts = 0, next_attempt_at = now(), processed_at = NULL
-   WHERE id = event_id
+   WHERE x.id = event_id AND x.submission_id = sub
   RETURNING * INTO e;
   UPDATE source_system.service_requests
      SET lifecycle_status = 'received', updated_at = now()
-   WHERE id = e.aggregate_id AND e.aggregate_type = 'service_request' AND lifecycle_status = 'failed';
+   WHERE submission_id = sub AND id = e.aggregate_id AND e.aggregate_type = 'service_request'
+     AND lifecycle_status = 'failed';
   INSERT INTO integration.sync_logs (submission_id, event_id, event_type, action, outcome, message, details)
   VALUES (e.submission_id, e.id, e.event_type, 'replay_requested', 'success',
           'event put back to pending by ' || enterprise_lab.request_subject(), jsonb_build_object('last_error', e.last_error));
@@ -80,17 +85,21 @@ CREATE FUNCTION integration.skip_event(event_id uuid, reason text) RETURNS integ
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   e integration.events;
+  sub uuid;
 BEGIN
   IF reason IS NULL OR reason !~ '\S' THEN
     RAISE EXCEPTION 'a reason is required to skip an event'
       USING ERRCODE = 'not_null_violation',
             HINT = 'Say why the event may be skipped; it is written to the sync log.';
   END IF;
-  UPDATE integration.events SET event_status = 'skipped', processed_at = now()
-   WHERE id = event_id AND event_status IN ('dead_letter', 'failed', 'pending')
+  -- The update names the submission as well, which routes it to the
+  -- event's shard on Citus.
+  SELECT x.submission_id INTO sub FROM integration.events x WHERE x.id = event_id;
+  UPDATE integration.events x SET event_status = 'skipped', processed_at = now()
+   WHERE x.id = event_id AND x.submission_id = sub AND x.event_status IN ('dead_letter', 'failed', 'pending')
   RETURNING * INTO e;
   IF NOT FOUND THEN
-    IF EXISTS (SELECT 1 FROM integration.events WHERE id = event_id) THEN
+    IF sub IS NOT NULL THEN
       RAISE EXCEPTION 'event % is already finished and cannot be skipped', event_id
         USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;

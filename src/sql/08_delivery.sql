@@ -413,8 +413,12 @@ CREATE FUNCTION integration.replay_delivery(delivery_id uuid) RETURNS integratio
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   d integration.deliveries;
+  sub uuid;
 BEGIN
-  SELECT * INTO d FROM integration.deliveries x WHERE x.id = delivery_id FOR UPDATE;
+  -- The lock names the submission as well: Citus routes a FOR UPDATE to
+  -- one shard only.
+  SELECT x.submission_id INTO sub FROM integration.deliveries x WHERE x.id = delivery_id;
+  SELECT * INTO d FROM integration.deliveries x WHERE x.id = delivery_id AND x.submission_id = sub FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'delivery % does not exist', delivery_id USING ERRCODE = 'no_data_found';
   END IF;
@@ -425,7 +429,7 @@ BEGIN
   END IF;
   UPDATE integration.deliveries x
      SET status = 'pending', attempts = 0, next_attempt_at = now()
-   WHERE x.id = delivery_id RETURNING * INTO d;
+   WHERE x.id = delivery_id AND x.submission_id = sub RETURNING * INTO d;
   RETURN d;
 END $$;
 COMMENT ON FUNCTION integration.replay_delivery(uuid) IS
@@ -452,18 +456,22 @@ CREATE FUNCTION integration.skip_delivery(delivery_id uuid, reason text) RETURNS
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   d integration.deliveries;
+  sub uuid;
 BEGIN
   IF reason IS NULL OR reason !~ '\S' THEN
     RAISE EXCEPTION 'a reason is required to skip a delivery'
       USING ERRCODE = 'not_null_violation', HINT = 'Say why the receiver may miss this event; it is kept as last_error.';
   END IF;
+  -- The update names the submission as well, which routes it to the
+  -- delivery's shard on Citus.
+  SELECT x.submission_id INTO sub FROM integration.deliveries x WHERE x.id = delivery_id;
   UPDATE integration.deliveries x
      SET status = 'skipped', lease_until = NULL,
          last_error = left(format('skipped by %s: %s', enterprise_lab.request_subject(), reason), 1000)
-   WHERE x.id = delivery_id AND x.status IN ('dead_letter', 'failed', 'pending')
+   WHERE x.id = delivery_id AND x.submission_id = sub AND x.status IN ('dead_letter', 'failed', 'pending')
   RETURNING * INTO d;
   IF NOT FOUND THEN
-    IF EXISTS (SELECT 1 FROM integration.deliveries x WHERE x.id = delivery_id) THEN
+    IF sub IS NOT NULL THEN
       RAISE EXCEPTION 'delivery % is in flight or finished and cannot be skipped', delivery_id
         USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;

@@ -36,7 +36,9 @@ SELECT s.submission_id,
   JOIN reference.customers cu ON cu.id = s.customer_id
   LEFT JOIN reference.agreements ag ON ag.id = s.agreement_id
   LEFT JOIN source_system.service_requests r ON r.submission_id = s.submission_id
-  LEFT JOIN operational.operation_cases c ON c.service_request_id = r.id
+  -- Every join of two lifecycle tables is on submission_id as well, which
+  -- keeps it on one node after enterprise_lab.distribute().
+  LEFT JOIN operational.operation_cases c ON c.submission_id = s.submission_id AND c.service_request_id = r.id
   LEFT JOIN canonical.business_objects b ON b.submission_id = s.submission_id AND b.object_type = 'service_request';
 COMMENT ON VIEW dashboard.submission_lifecycle IS 'One row per submission with its state in every layer.';
 

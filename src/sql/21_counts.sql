@@ -77,14 +77,20 @@ BEGIN
   FOR i IN 1 .. coalesce(cardinality(layers), 0) LOOP
     PERFORM enterprise_lab.add_status_counts(layers[i], 0, ARRAY[statuses[i]], ARRAY[deltas[i]]);
   END LOOP;
-  PERFORM set_config('enterprise_lab_counts.folded', 'yes', false);
 END $$;
 REVOKE ALL ON FUNCTION enterprise_lab.fold_count_parts() FROM PUBLIC;
 COMMENT ON FUNCTION enterprise_lab.fold_count_parts() IS
   'Count triggers: fold this backend''s extra parts (left by a transaction of many statements) into part 0 of its slot.';
 
--- One trigger function per counted table, made from one template: the
--- status column differs, and static SQL lets each keep its plans.
+-- One trigger function for every counted table (src/status_counts.c): its
+-- arguments are the layer and the status column.  SECURITY DEFINER so that
+-- any role that may write a counted table may add to the counts; it runs
+-- only schema-qualified statements, so it sets no search_path.
+CREATE FUNCTION dashboard.count_statuses() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'el_count_statuses' LANGUAGE C SECURITY DEFINER;
+COMMENT ON FUNCTION dashboard.count_statuses() IS
+  'Trigger (layer, status column): adds the rows per status changed by a statement to dashboard.status_count_slots.';
+
 DO $do$
 DECLARE
   t record;
@@ -97,59 +103,14 @@ BEGIN
       ('canonical',     'canonical.business_objects',       'business_objects',  'lifecycle_status')
     ) AS v(layer, tab, short, col)
   LOOP
-    EXECUTE format($f$
-      CREATE FUNCTION dashboard.%1$s() RETURNS trigger
-      LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
-      DECLARE
-        -- Count statements of this transaction (a transaction-local setting).
-        statements integer := coalesce(nullif(current_setting('enterprise_lab_counts.statements', true), ''), '0')::integer;
-        this_part integer := statements / 64;
-        statuses text[];
-        deltas bigint[];
-      BEGIN
-        PERFORM set_config('enterprise_lab_counts.statements', (statements + 1)::text, true);
-        -- Once per backend (its slot may hold an earlier backend's parts)
-        -- and after a transaction that made parts.
-        IF statements = 0 AND current_setting('enterprise_lab_counts.folded', true) IS DISTINCT FROM 'yes' THEN
-          PERFORM enterprise_lab.fold_count_parts();
-        ELSIF statements = 64 THEN
-          PERFORM set_config('enterprise_lab_counts.folded', 'no', false);
-        END IF;
-        IF TG_OP = 'TRUNCATE' THEN
-          DELETE FROM dashboard.status_count_slots WHERE layer = %2$L;
-          RETURN NULL;
-        END IF;
-        -- Each branch names only the transition tables its event has.
-        IF TG_OP = 'INSERT' THEN
-          SELECT array_agg(d.status), array_agg(d.delta) INTO statuses, deltas
-            FROM (SELECT r.%3$I AS status, count(*) AS delta FROM new_rows r GROUP BY r.%3$I) d;
-        ELSIF TG_OP = 'DELETE' THEN
-          SELECT array_agg(d.status), array_agg(d.delta) INTO statuses, deltas
-            FROM (SELECT o.%3$I AS status, -count(*) AS delta FROM old_rows o GROUP BY o.%3$I) d;
-        ELSE
-          SELECT array_agg(d.status), array_agg(d.delta) INTO statuses, deltas
-            FROM (SELECT x.status, sum(x.delta)::bigint AS delta
-                    FROM (SELECT r.%3$I AS status, 1 AS delta FROM new_rows r
-                          UNION ALL
-                          SELECT o.%3$I, -1 FROM old_rows o) x
-                   GROUP BY x.status) d;
-        END IF;
-        IF statuses IS NOT NULL THEN
-          PERFORM enterprise_lab.add_status_counts(%2$L, this_part, statuses, deltas);
-        END IF;
-        RETURN NULL;
-      END $body$
-    $f$, 'count_' || t.short, t.layer, t.col);
-    EXECUTE format('COMMENT ON FUNCTION dashboard.%I() IS %L', 'count_' || t.short,
-                   format('Trigger: adds the rows per %s of %s changed by a statement to dashboard.status_count_slots.', t.col, t.tab));
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows
-                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.%I()', t.short || '_count_inserted', t.tab, 'count_' || t.short);
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_inserted', t.tab, t.layer, t.col);
     EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.%I()', t.short || '_count_updated', t.tab, 'count_' || t.short);
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_updated', t.tab, t.layer, t.col);
     EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows
-                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.%I()', t.short || '_count_deleted', t.tab, 'count_' || t.short);
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_deleted', t.tab, t.layer, t.col);
     EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s
-                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.%I()', t.short || '_count_truncated', t.tab, 'count_' || t.short);
+                      FOR EACH STATEMENT EXECUTE FUNCTION dashboard.count_statuses(%L, %L)', t.short || '_count_truncated', t.tab, t.layer, t.col);
   END LOOP;
 END $do$;
 
@@ -187,11 +148,11 @@ SELECT pg_catalog.pg_extension_config_dump('dashboard.status_count_slots', '');
 
 CREATE VIEW dashboard.status_counts AS
 SELECT layer, status, sum(count)::bigint AS count
-  FROM dashboard.status_count_slots
+  FROM enterprise_lab.node_status_counts()
  WHERE layer IN ('source_system', 'integration', 'operational', 'canonical')
  GROUP BY layer, status
 HAVING sum(count) <> 0;
-COMMENT ON VIEW dashboard.status_counts IS 'Row counts per status in each layer (exact; maintained by triggers, see dashboard.status_count_slots).';
+COMMENT ON VIEW dashboard.status_counts IS 'Row counts per status in each layer, summed over every node (exact; maintained by triggers, see dashboard.status_count_slots and enterprise_lab.node_status_counts()).';
 
 -- The dead letters are a small set; this index lists them without reading
 -- the others.  Only a dead-lettered event has an entry, so completions do
@@ -204,19 +165,21 @@ CREATE FUNCTION integration.completed_last_minute() RETURNS bigint
 COMMENT ON FUNCTION integration.completed_last_minute() IS
   'Events completed by processing transactions that committed in the last 60 seconds, from a per-second ring in shared memory (counts since the server started; NULL when enterprise_lab is not in shared_preload_libraries).';
 
+-- The counts of every node, read once.
 CREATE VIEW dashboard.processing_metrics AS
-SELECT (SELECT coalesce(sum(count), 0)::bigint FROM dashboard.status_count_slots
-         WHERE layer = 'integration' AND status IN ('pending', 'failed')) AS pending_events,
-       (SELECT coalesce(sum(count), 0)::bigint FROM dashboard.status_count_slots
-         WHERE layer = 'integration' AND status = 'failed') AS retrying_events,
-       (SELECT coalesce(sum(count), 0)::bigint FROM dashboard.status_count_slots
-         WHERE layer = 'integration' AND status = 'dead_letter') AS dead_letters,
+WITH events AS (
+  SELECT status, sum(count)::bigint AS n FROM enterprise_lab.node_status_counts()
+   WHERE layer = 'integration' GROUP BY status
+)
+SELECT (SELECT coalesce(sum(n), 0)::bigint FROM events WHERE status IN ('pending', 'failed')) AS pending_events,
+       (SELECT coalesce(sum(n), 0)::bigint FROM events WHERE status = 'failed') AS retrying_events,
+       (SELECT coalesce(sum(n), 0)::bigint FROM events WHERE status = 'dead_letter') AS dead_letters,
        -- The oldest by seq is the first entry of the claim's index.
        (SELECT extract(epoch FROM now() - e.created_at)
           FROM integration.events e WHERE e.event_status IN ('pending', 'failed')
          ORDER BY e.seq LIMIT 1) AS oldest_pending_age_seconds,
-       integration.completed_last_minute() AS completed_last_minute,
+       (SELECT sum(completed)::bigint FROM enterprise_lab.node_completed_last_minute()) AS completed_last_minute,
        (SELECT count(*) FROM integration.events e WHERE e.event_status = 'dead_letter') AS held_submissions,
-       (SELECT count(*) FROM integration.worker_status) AS workers_running;
+       (SELECT count(*) FROM enterprise_lab.node_worker_status() w WHERE w.worker IS NOT NULL) AS workers_running;
 COMMENT ON VIEW dashboard.processing_metrics IS
   'Queue health: pending and retrying events, dead letters, lag (oldest pending age), throughput (from shared memory), workers. Reads no more rows as the tables grow.';

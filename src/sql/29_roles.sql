@@ -21,8 +21,7 @@ BEGIN
       ('lab_operator',      'INHERIT',   'enterprise_lab: operator; reads everything, changes the cases of the teams in its JWT claims.'),
       ('lab_auditor',       'INHERIT',   'enterprise_lab: auditor; read-only on every table, history and log.'),
       ('lab_admin',         'INHERIT',   'enterprise_lab: administrator; every team, replays events.'),
-      ('lab_authenticator', 'NOINHERIT', 'enterprise_lab: the role PostgREST logs in as; it may only SET ROLE to the four request roles.'),
-      ('lab_case_writer',   'INHERIT',   'enterprise_lab: owns api.set_case_status, so row-level security applies to case changes.')
+      ('lab_authenticator', 'NOINHERIT', 'enterprise_lab: the role PostgREST logs in as; it may only SET ROLE to the four request roles.')
     ) AS v(name, inherit, description)
   LOOP
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r.name) THEN

@@ -320,18 +320,20 @@ BEGIN
   IF NOT FOUND THEN
     PERFORM enterprise_lab.api_not_found('case', v_case);
   END IF;
+  -- Who may change the case is decided here, where the request's role and
+  -- claims are, before anything is written: on Citus the UPDATE runs on a
+  -- worker node, in a session that knows neither.
+  IF NOT enterprise_lab.request_may_change_team(before.team_code) THEN
+    RAISE EXCEPTION '%: not allowed to change case % of team %', fn, before.external_reference, before.team_code
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = format('Your teams: %s.',
+                            coalesce(nullif(array_to_string(enterprise_lab.request_teams(), ', '), ''), 'none')),
+            HINT = 'An operator changes the cases of its teams: the "teams" (or "team") claim of its JWT, or for a direct login the rows of operational.role_teams.';
+  END IF;
 
   BEGIN
     after := operational.set_case_status(v_case, v_status, enterprise_lab.request_subject(), v_reason);
   EXCEPTION
-    -- The case exists (read above), so the UPDATE found no row because
-    -- row-level security hid it: a refusal, never a silent no-op.
-    WHEN no_data_found THEN
-      RAISE EXCEPTION '%: not allowed to change case % of team %', fn, before.external_reference, before.team_code
-        USING ERRCODE = 'insufficient_privilege',
-              DETAIL = format('Your teams: %s.',
-                              coalesce(nullif(array_to_string(enterprise_lab.request_teams(), ', '), ''), 'none')),
-              HINT = 'An operator changes the cases of its teams: the "teams" (or "team") claim of its JWT, or for a direct login the rows of operational.role_teams.';
     WHEN object_not_in_prerequisite_state THEN
       GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
       RAISE EXCEPTION '%', msg USING ERRCODE = 'PT409', DETAIL = det, HINT = hnt;
@@ -348,10 +350,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION api.set_case_status(jsonb) IS
   'Move an operational case: {"case_id", "new_status", "reason"?}. Operators may change the cases of the teams in their JWT claims, admins all; changed_by is the JWT subject. Records history and enqueues OperationalCaseStatusChanged.';
--- Owned by a role that is subject to row-level security (a superuser
--- owner would bypass it): the policies on operational.operation_cases
--- decide which cases this function may update.
-ALTER FUNCTION api.set_case_status(jsonb) OWNER TO lab_case_writer;
 
 
 CREATE FUNCTION api.submissions(jsonb DEFAULT '{}') RETURNS jsonb
@@ -383,7 +381,7 @@ BEGIN
     -- The unfiltered total is the maintained count: the list's refresh
     -- does not count every submission.
     SELECT coalesce(sum(c.count), 0) INTO total
-      FROM dashboard.status_count_slots c WHERE c.layer = 'intake';
+      FROM enterprise_lab.node_status_counts() c WHERE c.layer = 'intake';
   ELSE
     EXECUTE 'SELECT count(*) FROM dashboard.submission_lifecycle l WHERE ' || filter
        INTO total USING v_status, v_team, v_q, emails;
@@ -463,7 +461,7 @@ BEGIN
 
   SELECT to_jsonb(r), to_jsonb(c) INTO request, operational_case
     FROM source_system.service_requests r
-    LEFT JOIN operational.operation_cases c ON c.service_request_id = r.id
+    LEFT JOIN operational.operation_cases c ON c.submission_id = r.submission_id AND c.service_request_id = r.id
    WHERE r.submission_id = v_id;
 
   RETURN jsonb_build_object(
@@ -472,7 +470,7 @@ BEGIN
     'case', operational_case,
     'status_history', coalesce((SELECT jsonb_agg(to_jsonb(h) ORDER BY h.id)
                                   FROM operational.case_status_history h
-                                 WHERE h.case_id = (operational_case ->> 'id')::uuid), '[]'),
+                                 WHERE h.submission_id = v_id AND h.case_id = (operational_case ->> 'id')::uuid), '[]'),
     'canonical', (SELECT to_jsonb(o) FROM canonical.business_objects o
                    WHERE o.submission_id = v_id AND o.object_type = 'service_request'),
     'documents', documents,
@@ -509,8 +507,8 @@ BEGIN
     'held_submissions', coalesce((SELECT jsonb_agg(to_jsonb(h) ORDER BY h.held_since)
                                     FROM (SELECT * FROM integration.held_submissions
                                            ORDER BY held_since LIMIT 100) h), '[]'),
-    'workers', coalesce((SELECT jsonb_agg(to_jsonb(w) ORDER BY w.worker)
-                           FROM integration.worker_status w), '[]'));
+    'workers', coalesce((SELECT jsonb_agg(to_jsonb(w) ORDER BY w.node, w.worker)
+                           FROM enterprise_lab.node_worker_status() w), '[]'));
 END $$;
 COMMENT ON FUNCTION api.metrics(jsonb) IS
   'Counts per status per layer, queue health (pending, retrying, dead letters, lag, throughput), the 100 longest-held submissions and worker status. Body: {}.';
@@ -520,23 +518,32 @@ CREATE FUNCTION api.health(jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   body ALIAS FOR $1;
+  workers bigint;
+  pending bigint;
+  dead bigint;
 BEGIN
   PERFORM enterprise_lab.api_body('health', body, '{}');
   -- Anyone may ask, as often as they like: the counts walk partial indexes
   -- and stop at 10000, so an answer costs the same however many events
   -- there are.
+  -- One statement per number: Citus plans a statement that reads a
+  -- distributed table as a whole, and refuses one that also calls a
+  -- function returning records.
+  SELECT count(*) INTO workers FROM enterprise_lab.node_worker_status() w WHERE w.worker IS NOT NULL;
+  -- A column in the subquery's list: Citus cannot run an empty one.
+  SELECT count(*) INTO pending FROM (SELECT 1 FROM integration.events
+                                      WHERE event_status IN ('pending', 'failed') LIMIT 10000) AS e;
+  SELECT count(*) INTO dead FROM (SELECT 1 FROM integration.events WHERE event_status = 'dead_letter' LIMIT 10000) AS e;
   RETURN jsonb_build_object(
     'status', 'ok',
     'database', true,
-    'workers_running', (SELECT count(*) FROM integration.worker_status),
-    'pending_events', (SELECT count(*) FROM (SELECT FROM integration.events
-                         WHERE event_status IN ('pending', 'failed') LIMIT 10000) AS e),
-    'dead_letters', (SELECT count(*) FROM (SELECT FROM integration.events
-                       WHERE event_status = 'dead_letter' LIMIT 10000) AS e),
+    'workers_running', workers,
+    'pending_events', pending,
+    'dead_letters', dead,
     'version', (SELECT extversion FROM pg_extension WHERE extname = 'enterprise_lab'));
 END $$;
 COMMENT ON FUNCTION api.health(jsonb) IS
-  'Liveness: {"status": "ok", "database": true, workers running, pending events and dead letters (each counted up to 10000), extension version}. Body: {}.';
+  'Liveness: {"status": "ok", "database": true, workers running (on every node), pending events and dead letters (each counted up to 10000), extension version}. Body: {}.';
 
 
 CREATE FUNCTION api.replay_event(jsonb DEFAULT '{}') RETURNS jsonb

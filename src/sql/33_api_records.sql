@@ -66,15 +66,18 @@ COMMENT ON FUNCTION enterprise_lab.api_position(text, jsonb, text) IS
 
 -- One event as the api shows it: every column, its request number and the
 -- commit-to-processed latency.
-CREATE FUNCTION enterprise_lab.api_event_row(e integration.events, request_number text) RETURNS jsonb
+-- It takes the row as jsonb: Citus runs the query on the shards, where a
+-- row of integration.events has the type of its shard.
+CREATE FUNCTION enterprise_lab.api_event_row(e jsonb, request_number text) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT to_jsonb(e) || jsonb_build_object(
-           'event_id', e.id,
+  SELECT e || jsonb_build_object(
+           'event_id', e -> 'id',
            'request_number', request_number,
-           'latency_ms', round((extract(epoch FROM (e.processed_at - e.created_at)) * 1000)::numeric, 1))
+           'latency_ms', round((extract(epoch FROM ((e ->> 'processed_at')::timestamptz - (e ->> 'created_at')::timestamptz))
+                                * 1000)::numeric, 1))
 $$;
-COMMENT ON FUNCTION enterprise_lab.api_event_row(integration.events, text) IS
-  'api helper: an event as api.events returns it (its columns, event_id, request_number, latency_ms).';
+COMMENT ON FUNCTION enterprise_lab.api_event_row(jsonb, text) IS
+  'api helper: an event (to_jsonb of its row) as api.events returns it (its columns, event_id, request_number, latency_ms).';
 
 
 CREATE FUNCTION api.events(jsonb DEFAULT '{}') RETURNS jsonb
@@ -99,7 +102,7 @@ BEGIN
   -- One row more than asked for says whether there is a next page.
   IF v_submission IS NOT NULL THEN
     SELECT array_agg(x ORDER BY (x ->> 'seq')::bigint DESC) INTO page
-      FROM (SELECT enterprise_lab.api_event_row(e, r.request_number) AS x
+      FROM (SELECT enterprise_lab.api_event_row(to_jsonb(e), r.request_number) AS x
               FROM integration.events e
               LEFT JOIN source_system.service_requests r ON r.submission_id = e.submission_id
              WHERE e.submission_id = v_submission AND e.seq < v_before
@@ -107,7 +110,7 @@ BEGIN
              ORDER BY e.seq DESC LIMIT v_limit + 1) p;
   ELSE
     SELECT array_agg(x ORDER BY (x ->> 'seq')::bigint DESC) INTO page
-      FROM (SELECT enterprise_lab.api_event_row(e, r.request_number) AS x
+      FROM (SELECT enterprise_lab.api_event_row(to_jsonb(e), r.request_number) AS x
               FROM integration.events e
               LEFT JOIN source_system.service_requests r ON r.submission_id = e.submission_id
              WHERE e.seq < v_before

@@ -68,7 +68,7 @@ BEGIN
       JOIN operational.sla_policies p ON p.priority_code = c.priority_code
      WHERE c.processing_status IN (SELECT status FROM operational.case_statuses WHERE NOT is_terminal)
        AND c.opened_at + p.resolution_time < now()
-       AND NOT EXISTS (SELECT 1 FROM operational.sla_breaches b WHERE b.case_id = c.id)
+       AND NOT EXISTS (SELECT 1 FROM operational.sla_breaches b WHERE b.submission_id = c.submission_id AND b.case_id = c.id)
      ORDER BY c.opened_at + p.resolution_time
      LIMIT max_cases
   ), flagged AS (
@@ -92,7 +92,7 @@ BEGIN
                             'deadline', f.deadline,
                             'detected_at', f.detected_at),
          'sla_breached:' || f.case_id
-    FROM flagged f JOIN overdue o ON o.id = f.case_id
+    FROM flagged f JOIN overdue o ON o.submission_id = f.submission_id AND o.id = f.case_id
   ON CONFLICT ON CONSTRAINT events_idempotency_key_unique DO NOTHING;
   GET DIAGNOSTICS n = ROW_COUNT;
   IF n > 0 THEN
@@ -129,23 +129,30 @@ INSERT INTO integration.event_handlers (event_type, handler, description, seeded
   ('OperationalCaseSlaBreached', 'canonical.record_sla_breach(integration.events)',
    'Records an SLA breach in the canonical object''s attributes.', true);
 
+-- Counts grouped in subqueries, not correlated to each policy: Citus runs
+-- each as one distributed aggregate, and a case and its breach are joined
+-- on submission_id as well.
 CREATE VIEW dashboard.sla_metrics AS
 SELECT p.priority_code,
        p.resolution_time,
-       (SELECT count(*) FROM operational.operation_cases c
-         WHERE c.priority_code = p.priority_code
-           AND c.processing_status IN (SELECT status FROM operational.case_statuses WHERE NOT is_terminal)) AS open_cases,
-       (SELECT count(*) FROM operational.operation_cases c
-         WHERE c.priority_code = p.priority_code
-           AND c.processing_status IN (SELECT status FROM operational.case_statuses WHERE NOT is_terminal)
-           AND c.opened_at + p.resolution_time < now()) AS overdue_cases,
-       (SELECT count(*) FROM operational.sla_breaches b
-          JOIN operational.operation_cases c ON c.id = b.case_id
-         WHERE b.priority_code = p.priority_code
-           AND c.processing_status IN (SELECT status FROM operational.case_statuses WHERE NOT is_terminal)) AS open_breaches,
-       (SELECT count(*) FROM operational.sla_breaches b WHERE b.priority_code = p.priority_code) AS total_breaches
+       coalesce(o.open_cases, 0) AS open_cases,
+       coalesce(o.overdue_cases, 0) AS overdue_cases,
+       coalesce(b.open_breaches, 0) AS open_breaches,
+       coalesce(b.total_breaches, 0) AS total_breaches
   FROM operational.sla_policies p
   JOIN reference.priorities pr ON pr.code = p.priority_code
+  LEFT JOIN (SELECT c.priority_code, count(*) AS open_cases,
+                    count(*) FILTER (WHERE c.opened_at + cp.resolution_time < now()) AS overdue_cases
+               FROM operational.operation_cases c
+               JOIN operational.sla_policies cp ON cp.priority_code = c.priority_code
+              WHERE c.processing_status IN (SELECT status FROM operational.case_statuses WHERE NOT is_terminal)
+              GROUP BY c.priority_code) o ON o.priority_code = p.priority_code
+  LEFT JOIN (SELECT x.priority_code, count(*) AS total_breaches,
+                    count(*) FILTER (WHERE c.processing_status IN (SELECT status FROM operational.case_statuses
+                                                                   WHERE NOT is_terminal)) AS open_breaches
+               FROM operational.sla_breaches x
+               LEFT JOIN operational.operation_cases c ON c.submission_id = x.submission_id AND c.id = x.case_id
+              GROUP BY x.priority_code) b ON b.priority_code = p.priority_code
  ORDER BY pr.rank;
 COMMENT ON VIEW dashboard.sla_metrics IS
   'SLA per priority: open cases, overdue cases, breaches still open and breaches ever flagged.';

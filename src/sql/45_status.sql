@@ -5,40 +5,60 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   retention interval := enterprise_lab.event_retention();   -- also loads the library and its GUCs
   result jsonb;
+  workers jsonb;
+  events jsonb;
+  held bigint;
+  deliveries jsonb;
+  sla jsonb;
   s3 jsonb;
   jobs jsonb;
 BEGIN
+  -- One statement per distributed read: Citus plans a statement that reads
+  -- a distributed table as a whole and refuses subqueries in its select
+  -- list.  The workers are those of every node.
+  SELECT jsonb_build_object(
+           'preloaded', 'enterprise_lab' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')),
+           'serving_this_database', current_setting('enterprise_lab.database', true) = current_database(),
+           'configured', current_setting('enterprise_lab.worker_count', true)::integer,
+           'running', count(*) FILTER (WHERE w.worker IS NOT NULL),
+           'detail', coalesce(jsonb_agg(to_jsonb(w) - 'error' ORDER BY w.node, w.worker) FILTER (WHERE w.worker IS NOT NULL), '[]'),
+           'unreachable_nodes', coalesce(jsonb_agg(jsonb_build_object('node', w.node, 'error', w.error))
+                                           FILTER (WHERE w.error IS NOT NULL), '[]'))
+    INTO workers
+    FROM enterprise_lab.node_worker_status() w;
+  SELECT count(*) INTO held FROM integration.held_submissions;
+  SELECT jsonb_build_object(
+           'pending', count(*) FILTER (WHERE event_status = 'pending'),
+           'failed', count(*) FILTER (WHERE event_status = 'failed'),
+           'dead_lettered', count(*) FILTER (WHERE event_status = 'dead_letter'),
+           'oldest_pending_age_seconds',
+             round(extract(epoch FROM now() - min(created_at) FILTER (WHERE event_status IN ('pending', 'failed'))), 3),
+           'held_submissions', held)
+    INTO events
+    FROM integration.events
+   WHERE event_status IN ('pending', 'failed', 'dead_letter');
+  SELECT jsonb_build_object(
+           'waiting', count(*) FILTER (WHERE status IN ('pending', 'failed')),
+           'in_flight', count(*) FILTER (WHERE status = 'in_flight'),
+           'dead_lettered', count(*) FILTER (WHERE status = 'dead_letter'),
+           'oldest_waiting_age_seconds',
+             round(extract(epoch FROM now() - min(created_at) FILTER (WHERE status IN ('pending', 'failed', 'in_flight'))), 3))
+    INTO deliveries
+    FROM integration.deliveries
+   WHERE status IN ('pending', 'failed', 'in_flight', 'dead_letter');
+  SELECT jsonb_build_object('open_breaches', coalesce(sum(open_breaches), 0), 'overdue_cases', coalesce(sum(overdue_cases), 0))
+    INTO sla
+    FROM dashboard.sla_metrics;
   SELECT jsonb_build_object(
            'version', (SELECT extversion FROM pg_extension WHERE extname = 'enterprise_lab'),
            'database', current_database(),
-           'workers', jsonb_build_object(
-             'preloaded', 'enterprise_lab' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')),
-             'serving_this_database', current_setting('enterprise_lab.database', true) = current_database(),
-             'configured', current_setting('enterprise_lab.worker_count', true)::integer,
-             'running', (SELECT count(*) FROM integration.worker_status),
-             'detail', coalesce((SELECT jsonb_agg(to_jsonb(w) ORDER BY w.worker) FROM integration.worker_status w), '[]')),
-           'events', (SELECT jsonb_build_object(
-                        'pending', count(*) FILTER (WHERE event_status = 'pending'),
-                        'failed', count(*) FILTER (WHERE event_status = 'failed'),
-                        'dead_lettered', count(*) FILTER (WHERE event_status = 'dead_letter'),
-                        'oldest_pending_age_seconds',
-                          round(extract(epoch FROM now() - min(created_at) FILTER (WHERE event_status IN ('pending', 'failed'))), 3),
-                        'held_submissions', (SELECT count(*) FROM integration.held_submissions))
-                        FROM integration.events
-                       WHERE event_status IN ('pending', 'failed', 'dead_letter')),
-           'deliveries', jsonb_build_object(
+           'workers', workers,
+           'events', events,
+           'deliveries', deliveries || jsonb_build_object(
              'worker', (SELECT to_jsonb(w) FROM integration.delivery_worker_status w),
              'subscriptions', (SELECT count(*) FROM integration.subscriptions),
-             'paused_subscriptions', (SELECT count(*) FROM integration.subscriptions WHERE paused_at IS NOT NULL),
-             'waiting', (SELECT count(*) FROM integration.deliveries WHERE status IN ('pending', 'failed')),
-             'in_flight', (SELECT count(*) FROM integration.deliveries WHERE status = 'in_flight'),
-             'dead_lettered', (SELECT count(*) FROM integration.deliveries WHERE status = 'dead_letter'),
-             'oldest_waiting_age_seconds',
-               (SELECT round(extract(epoch FROM now() - min(created_at)), 3) FROM integration.deliveries
-                 WHERE status IN ('pending', 'failed', 'in_flight'))),
-           'sla', jsonb_build_object(
-             'open_breaches', (SELECT coalesce(sum(open_breaches), 0) FROM dashboard.sla_metrics),
-             'overdue_cases', (SELECT coalesce(sum(overdue_cases), 0) FROM dashboard.sla_metrics)),
+             'paused_subscriptions', (SELECT count(*) FROM integration.subscriptions WHERE paused_at IS NOT NULL)),
+           'sla', sla,
            'event_retention_seconds', extract(epoch FROM retention)::bigint)
     INTO result;
 

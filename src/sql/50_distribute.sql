@@ -41,6 +41,50 @@ $$;
 COMMENT ON FUNCTION enterprise_lab.distribution_plan() IS
   'What enterprise_lab.distribute() does, in order: each table becomes a Citus reference table, or is distributed by submission_id colocated with intake.submissions.';
 
+-- After the conversion the lifecycle's triggers and workers run on the
+-- worker nodes, where a default such as nextval('integration.event_seq')
+-- draws from that node's own copy of the sequence, which CREATE EXTENSION
+-- made there starting at 1: request numbers would repeat across nodes, and
+-- a submission's next event could get a seq below those of its events made
+-- on one node before the conversion.  So each worker node draws from a
+-- range of its own above the coordinator's, (group id << 48) + 1 on, as
+-- Citus does for the sequences it distributes itself.
+CREATE FUNCTION enterprise_lab.distribute_sequences() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  failed text;
+BEGIN
+  SELECT string_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result), '; ') INTO failed
+    FROM pg_catalog.run_command_on_workers($cmd$
+      DO $do$
+      DECLARE
+        floor bigint := (SELECT groupid FROM pg_catalog.pg_dist_local_group)::bigint << 48;
+        s regclass;
+      BEGIN
+        FOR s IN SELECT d.objid::regclass FROM pg_catalog.pg_depend d
+                  WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass
+                    AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'enterprise_lab')
+                    AND d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'e'
+                    AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid = d.objid) = 'S'
+        LOOP
+          IF coalesce((SELECT q.last_value FROM pg_catalog.pg_sequences q
+                        WHERE format('%I.%I', q.schemaname, q.sequencename)::regclass = s), 0) < floor THEN
+            PERFORM pg_catalog.setval(s, floor);
+          END IF;
+        END LOOP;
+      END $do$
+    $cmd$) w
+   WHERE NOT w.success;
+  IF failed IS NOT NULL THEN
+    RAISE EXCEPTION 'a worker node could not move its sequences to its own range'
+      USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = failed,
+            HINT = 'Every worker node must be reachable and have enterprise_lab at the coordinator''s version.';
+  END IF;
+END $$;
+REVOKE ALL ON FUNCTION enterprise_lab.distribute_sequences() FROM PUBLIC;
+COMMENT ON FUNCTION enterprise_lab.distribute_sequences() IS
+  'enterprise_lab.distribute(): on every worker node, move each sequence of the extension to that node''s own range, (group id << 48) + 1 on, unless it is there already.';
+
 CREATE FUNCTION enterprise_lab.distribute() RETURNS TABLE (relation regclass, layout text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -48,6 +92,8 @@ DECLARE
   fk record;
   todo regclass[];
   fks jsonb := '[]';
+  trg record;
+  quiet jsonb := '[]';
   failed text;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
@@ -63,27 +109,8 @@ BEGIN
             HINT = 'Call enterprise_lab.distribute() on the coordinator (citus_set_coordinator_host() names it).';
   END IF;
 
-  -- The lifecycle's sequences are the extension's own on every node, and
-  -- after the conversion the worker nodes' triggers draw from them: each
-  -- worker node continues in a range of its own (Citus's convention for
-  -- the sequences it creates, the node's group id << 48), above every
-  -- value the coordinator gave, so ids stay unique and a submission's
-  -- later events sort after its earlier ones.  Request numbers keep one
-  -- count per node (docs/architecture.md, Scale-out: Citus).
-  SELECT string_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result), '; ') INTO failed
-    FROM pg_catalog.run_command_on_workers(
-           $cmd$SELECT pg_catalog.count(pg_catalog.setval(s.seq, g.start, false))
-                  FROM (SELECT groupid::bigint << 48 AS start FROM pg_catalog.pg_dist_local_group) g,
-                       unnest(ARRAY['integration.event_seq', 'integration.sync_log_seq',
-                                    'operational.case_status_history_seq']::regclass[]) AS s (seq)
-                 WHERE pg_catalog.pg_sequence_last_value(s.seq) IS NULL
-                    OR pg_catalog.pg_sequence_last_value(s.seq) < g.start$cmd$) w
-   WHERE NOT w.success;
-  IF failed IS NOT NULL THEN
-    RAISE EXCEPTION 'a worker node could not move its sequences to its own range'
-      USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = failed,
-            HINT = 'Every worker node must be reachable and have enterprise_lab at the coordinator''s version.';
-  END IF;
+  -- Also for a worker node added since the last call.
+  PERFORM enterprise_lab.distribute_sequences();
 
   SELECT array_agg(d.relation ORDER BY d.step) INTO todo
     FROM enterprise_lab.distribution_plan() d
@@ -130,6 +157,29 @@ BEGIN
     fks := fks || jsonb_build_object('rel', fk.rel::text, 'name', fk.conname, 'def', fk.def);
   END LOOP;
 
+  -- Citus copies the rows of a table into its shards, where the table's
+  -- triggers fire: the lifecycle's own (a submission's service request, a
+  -- request's event) would write again what is already there, into the
+  -- worker nodes' copies of tables not yet converted.  They are off for the
+  -- copy.  The count triggers stay on: each node counts the rows copied to
+  -- it, and the coordinator, which keeps none of them, forgets its counts.
+  FOR trg IN
+    SELECT t.tgrelid::regclass AS rel, t.tgname
+      FROM pg_trigger t
+     WHERE t.tgrelid = ANY (todo) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+       AND t.tgfoid <> ALL (ARRAY(SELECT f.oid FROM pg_proc f
+                                   WHERE f.pronamespace = 'dashboard'::regnamespace AND f.proname LIKE 'count\_%'))
+     ORDER BY 1, 2
+  LOOP
+    EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', trg.rel, trg.tgname);
+    quiet := quiet || jsonb_build_object('rel', trg.rel::text, 'name', trg.tgname);
+  END LOOP;
+  DELETE FROM dashboard.status_count_slots c
+   USING (VALUES ('intake', 'intake.submissions'), ('source_system', 'source_system.service_requests'),
+                 ('integration', 'integration.events'), ('operational', 'operational.operation_cases'),
+                 ('canonical', 'canonical.business_objects')) AS l (layer, rel)
+   WHERE c.layer = l.layer AND l.rel::regclass = ANY (todo);
+
   FOR p IN SELECT * FROM enterprise_lab.distribution_plan() d WHERE d.relation = ANY (todo) ORDER BY d.step LOOP
     IF p.layout = 'reference' THEN
       PERFORM pg_catalog.create_reference_table(p.relation);
@@ -141,6 +191,16 @@ BEGIN
     relation := p.relation;
     layout := p.layout;
     RETURN NEXT;
+  END LOOP;
+
+  FOR trg IN SELECT * FROM jsonb_to_recordset(quiet) AS q (rel text, name text) LOOP
+    EXECUTE format('ALTER TABLE %s ENABLE TRIGGER %I', trg.rel, trg.name);
+  END LOOP;
+  -- The coordinator's copy of the rows is no longer read: Citus reads the
+  -- shards.  (No foreign key refers to them at this point.)
+  FOR p IN SELECT * FROM enterprise_lab.distribution_plan() d
+            WHERE d.relation = ANY (todo) AND d.layout = 'distributed' ORDER BY d.step DESC LOOP
+    PERFORM pg_catalog.truncate_local_data_after_distributing_table(p.relation);
   END LOOP;
 
   FOR fk IN SELECT * FROM jsonb_to_recordset(fks) AS f (rel text, name text, def text) LOOP

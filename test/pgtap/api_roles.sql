@@ -21,9 +21,9 @@ SELECT id AS case_b FROM operational.operation_cases WHERE submission_id = :'sub
 SELECT is((SELECT string_agg(rolname || ' ' || CASE WHEN rolcanlogin THEN 'login' ELSE 'nologin' END
                               || CASE WHEN rolsuper THEN ' superuser' ELSE '' END, ', ' ORDER BY rolname)
               FROM pg_roles
-             WHERE rolname IN ('lab_anon', 'lab_operator', 'lab_auditor', 'lab_admin', 'lab_authenticator', 'lab_case_writer')),
-          'lab_admin nologin, lab_anon nologin, lab_auditor nologin, lab_authenticator login, lab_case_writer nologin, lab_operator nologin',
-          'the six roles exist; only the authenticator logs in (the gateway connects as it); none is a superuser');
+             WHERE rolname IN ('lab_anon', 'lab_operator', 'lab_auditor', 'lab_admin', 'lab_authenticator')),
+          'lab_admin nologin, lab_anon nologin, lab_auditor nologin, lab_authenticator login, lab_operator nologin',
+          'the five roles exist; only the authenticator logs in (the gateway connects as it); none is a superuser');
 SELECT set_eq($$SELECT r.rolname::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
                  WHERE m.member = 'lab_authenticator'::regrole$$,
               ARRAY['lab_anon', 'lab_operator', 'lab_auditor', 'lab_admin'],
