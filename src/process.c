@@ -69,6 +69,9 @@ typedef struct ElEvent
 /* The shard group the next batch starts with (see el_process_batch). */
 static int	next_group = -1;
 
+/* A batch began and has not returned: it failed (see el_process_batch). */
+static bool batch_running = false;
+
 /*
  * Chunk size in force for this backend: halved after a failing chunk,
  * doubled back (up to enterprise_lab.chunk_size) after a clean one, so a
@@ -550,6 +553,10 @@ el_process_batch(int max_events, ElBatchResult *result)
 	if (!el_tables_are_current())
 		return;
 
+	/* The last batch failed: the shards may have moved. */
+	if (batch_running)
+		el_forget_shard_groups();
+	batch_running = true;
 	ngroups = el_local_shard_groups(&groups);
 	if (next_group < 0)
 		next_group = (int) (pg_prng_uint32(&pg_global_prng_state) % 1024);
@@ -563,6 +570,7 @@ el_process_batch(int max_events, ElBatchResult *result)
 			next_group = g + 1;
 	}
 	el_use_shard_group(NULL);
+	batch_running = false;
 }
 
 /*

@@ -21,8 +21,10 @@
  * every one of them pays Citus's planning and local execution (about four
  * times a handler statement on the shard itself, docs/architecture.md).
  *
- * The groups are looked up once per batch from Citus's metadata (a few
- * catalog reads): a shard moved away by the rebalancer is not used again.
+ * The groups are read from Citus's metadata (a join of its catalogs, some
+ * milliseconds) and kept for EL_GROUPS_KEEP_MS, and read again after a
+ * batch that failed: a shard moved away by the rebalancer makes the next
+ * batch fail, and the one after it uses where the shard is now.
  */
 #include "postgres.h"
 
@@ -33,6 +35,7 @@
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "enterprise_lab.h"
 
@@ -67,6 +70,14 @@ static HTAB *group_plans = NULL;
 
 static ElShardGroup base_group = {0, 0, NULL};
 static ElShardGroup *current_group = &base_group;
+
+#define EL_GROUPS_KEEP_MS 10000
+
+/* The local shard groups as last read, in groups_cxt; -1: not read. */
+static MemoryContext groups_cxt = NULL;
+static ElShardGroup **kept_groups = NULL;
+static int	kept_ngroups = -1;
+static TimestampTz kept_at = 0;
 
 /*
  * The local shard groups of integration.events, each with the local shard
@@ -119,24 +130,29 @@ el_table_is_distributed(const char *name)
 }
 
 /*
- * The shard groups this node processes, for this batch (allocated in the
- * caller's memory context): the base tables alone without Citus or before
- * the conversion, the local groups after it (none on a coordinator without
- * shards).  Call inside a transaction, with SPI connected.
+ * The shard groups this node processes: the base tables alone without
+ * Citus or before the conversion, the local groups after it (none on a
+ * coordinator without shards).  Call inside a transaction, with SPI
+ * connected.
  */
 int
 el_local_shard_groups(ElShardGroup ***groups)
 {
-	ElShardGroup **result;
-	int			ngroups = 0;
+	static ElShardGroup *base_only[1] = {&base_group};
+	MemoryContext old;
 	int			rc;
 	uint64		nrows;
 
 	if (!el_table_is_distributed("integration.events"))
 	{
-		*groups = palloc(sizeof(ElShardGroup *));
-		(*groups)[0] = &base_group;
+		*groups = base_only;
 		return 1;
+	}
+	if (kept_ngroups >= 0 &&
+		!TimestampDifferenceExceeds(kept_at, GetCurrentTimestamp(), EL_GROUPS_KEEP_MS))
+	{
+		*groups = kept_groups;
+		return kept_ngroups;
 	}
 
 	rc = SPI_execute(local_groups_sql, true, 0);
@@ -145,13 +161,19 @@ el_local_shard_groups(ElShardGroup ***groups)
 			 SPI_result_code_string(rc));
 	nrows = SPI_processed;
 
-	result = palloc0(sizeof(ElShardGroup *) * (nrows + 1));
+	if (groups_cxt == NULL)
+		groups_cxt = AllocSetContextCreate(TopMemoryContext, "enterprise_lab shard groups",
+										   ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(groups_cxt);
+	kept_ngroups = -1;
+	old = MemoryContextSwitchTo(groups_cxt);
+	kept_groups = palloc0(sizeof(ElShardGroup *) * (nrows + 1));
+	kept_ngroups = 0;
 	for (uint64 i = 0; i < nrows;)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], desc, 1, &isnull));
 		ElShardGroup *g = palloc0(sizeof(ElShardGroup));
 		uint64		end = i;
 
@@ -166,11 +188,20 @@ el_local_shard_groups(ElShardGroup ***groups)
 			g->tables[g->ntables].shard = SPI_getvalue(SPI_tuptable->vals[i], desc, 3);
 			g->ntables++;
 		}
-		result[ngroups++] = g;
+		kept_groups[kept_ngroups++] = g;
 	}
+	MemoryContextSwitchTo(old);
 	SPI_freetuptable(SPI_tuptable);
-	*groups = result;
-	return ngroups;
+	kept_at = GetCurrentTimestamp();
+	*groups = kept_groups;
+	return kept_ngroups;
+}
+
+/* Read the shard groups again at the next batch. */
+void
+el_forget_shard_groups(void)
+{
+	kept_ngroups = -1;
 }
 
 /* The statements that follow run on this group's tables. */

@@ -72,6 +72,7 @@ extern void el_apply_chunk(Datum *event_ids, char **event_types, int n);
  */
 typedef struct ElShardGroup ElShardGroup;
 extern int	el_local_shard_groups(ElShardGroup ***groups);
+extern void el_forget_shard_groups(void);
 extern void el_use_shard_group(ElShardGroup *group);
 extern SPIPlanPtr el_group_plan(const char *sql, int nargs, Oid *argtypes, int cursor_options);
 extern void el_forget_plans(void);
