@@ -467,7 +467,7 @@ el_process_group(int max_events, ElBatchResult *result)
 	SPI_freetuptable(SPI_tuptable);
 
 	/* Only the workers: a session calling process_events() may own no table. */
-	if (n == max_events && IsBackgroundWorker)
+	if (n == max_events && el_am_background_worker())
 		el_analyze_if_never_analyzed();
 
 	/*

@@ -83,4 +83,15 @@
 #define el_b64_encode(src, len, dst, dstlen) pg_b64_encode((src), (len), (dst), (dstlen))
 #endif
 
+/*
+ * Whether this process is a background worker: the flag IsBackgroundWorker
+ * became a backend type in 17.
+ */
+#include "miscadmin.h"
+#if PG_VERSION_NUM >= 170000
+#define el_am_background_worker() AmBackgroundWorkerProcess()
+#else
+#define el_am_background_worker() IsBackgroundWorker
+#endif
+
 #endif							/* EL_PG_COMPAT_H */
