@@ -17,7 +17,8 @@ citus_require() {
   esac
 }
 
-CITUS_DIR=$EL_TEST_WORK/${CITUS_CLUSTER:-citus}
+# Each suite (and bench/citus) has clusters of its own, under its name.
+CITUS_DIR=$EL_TEST_WORK/$(basename "$0")
 [ -n "${NODES+set}" ] || NODES=(coordinator worker1 worker2)
 declare -A PORT
 
