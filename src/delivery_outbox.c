@@ -55,6 +55,10 @@ static const char *const enqueue_sql =
 " ORDER BY e.seq"
 "    ON CONFLICT (subscription_id, event_id, submission_id) DO NOTHING";
 
+/* Most databases have no subscription: then a batch plans nothing. */
+static const char *const any_subscription_sql =
+"SELECT 1 FROM integration.subscriptions WHERE enabled LIMIT 1";
+
 void
 el_enqueue_deliveries(Datum completed_event_ids)
 {
@@ -66,6 +70,13 @@ el_enqueue_deliveries(Datum completed_event_ids)
 	 * ALTER EXTENSION ... UPDATE) has nothing to deliver to.
 	 */
 	if (!OidIsValid(RangeVarGetRelid(makeRangeVar("integration", "deliveries", -1), NoLock, true)))
+		return;
+
+	rc = SPI_execute_plan(el_group_plan(any_subscription_sql, 0, NULL, 0), NULL, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "enterprise_lab: reading the subscriptions failed: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 0)
 		return;
 
 	/*

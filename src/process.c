@@ -237,6 +237,11 @@ el_is_infrastructure_error(ErrorData *edata)
  * handlers succeeded; on failure everything they did is rolled back, and
  * for a single event its error is kept.  Infrastructure errors are not
  * the event's fault: they abort the batch (el_is_infrastructure_error).
+ *
+ * The handlers first write as for events applied the first time; a chunk
+ * that meets rows written before (unique_violation: an event delivered
+ * twice, or replayed) is rolled back and run once more in the handlers'
+ * "again" form, which keeps the rows that exist (handlers.c).
  */
 static bool
 el_try_chunk(ElEvent *events, int n, ElBatchResult *result)
@@ -246,6 +251,7 @@ el_try_chunk(ElEvent *events, int n, ElBatchResult *result)
 	Datum	   *ids = palloc(sizeof(Datum) * n);
 	char	  **types = palloc(sizeof(char *) * n);
 	volatile bool ok = false;
+	volatile bool again = false;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -253,37 +259,50 @@ el_try_chunk(ElEvent *events, int n, ElBatchResult *result)
 		types[i] = events[i].event_type;
 	}
 
-	result->subxacts++;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-
-	PG_TRY();
+	for (;;)
 	{
-		el_apply_chunk(ids, types, n);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		ok = true;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
+		ErrorData  *volatile edata = NULL;
 
+		result->subxacts++;
+		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 
+		PG_TRY();
+		{
+			el_apply_chunk(ids, types, n, again);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			ok = true;
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
+		PG_END_TRY();
+
+		if (ok)
+			break;
 		if (el_is_infrastructure_error(edata))
 			ReThrowError(edata);
+		if (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION && !again &&
+			result->subxacts < EL_MAX_SUBXACTS_PER_BATCH)
+		{
+			FreeErrorData(edata);
+			again = true;
+			continue;
+		}
 		if (n == 1)
 			events[0].error = edata;
 		else
 			FreeErrorData(edata);
+		break;
 	}
-	PG_END_TRY();
 
 	pfree(ids);
 	pfree(types);

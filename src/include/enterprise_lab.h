@@ -62,9 +62,13 @@ extern void el_process_batch(int max_events, ElBatchResult *result);
 extern void el_throughput_init(void);
 extern void el_throughput_note_completed(int n);
 
-/* handlers.c: built-in handlers, applied set-based to a chunk of events */
+/*
+ * handlers.c: built-in handlers, applied set-based to a chunk of events;
+ * "again" for a chunk whose first application met rows it had written
+ * before (unique_violation): it keeps the existing ones
+ */
 extern bool el_is_builtin_event_type(const char *event_type);
-extern void el_apply_chunk(Datum *event_ids, char **event_types, int n);
+extern void el_apply_chunk(Datum *event_ids, char **event_types, int n, bool again);
 
 /*
  * shard_groups.c: the tables the core's statements run on; on a Citus node
