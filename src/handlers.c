@@ -71,7 +71,7 @@
 "  RETURNING r.id, r.submission_id, r.source_system, r.request_number, r.request_type_code," \
 "            r.priority_code, r.team_code, r.customer_id, r.agreement_id, r.summary," \
 "            e.id AS event_id, e.seq AS event_seq, e.attempts + 1 AS attempt," \
-"            pg_catalog.gen_random_uuid() AS case_id, pg_catalog.gen_random_uuid() AS object_id)," \
+"            enterprise_lab.uuid_v7() AS case_id, enterprise_lab.uuid_v7() AS object_id)," \
 " new_case AS (" \
 "  INSERT INTO operational.operation_cases AS c" \
 "         (id, submission_id, service_request_id, external_reference," \

@@ -6,7 +6,7 @@ CREATE SCHEMA intake;
 COMMENT ON SCHEMA intake IS 'Raw intake requests, validated against the reference data.';
 
 CREATE TABLE intake.submissions (
-  submission_id     uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  submission_id     uuid PRIMARY KEY DEFAULT enterprise_lab.uuid_v7(),
   intake_method     text NOT NULL DEFAULT 'portal' REFERENCES reference.intake_methods (code),
   requester_name    text NOT NULL
                     CONSTRAINT submissions_requester_name_valid CHECK (enterprise_lab.has_visible_text(requester_name) AND length(requester_name) <= 200),

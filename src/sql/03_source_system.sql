@@ -7,7 +7,7 @@ COMMENT ON SCHEMA source_system IS 'The system of record for service requests.';
 CREATE SEQUENCE source_system.request_number_seq;
 
 CREATE TABLE source_system.service_requests (
-  id                uuid NOT NULL DEFAULT gen_random_uuid(),
+  id                uuid NOT NULL DEFAULT enterprise_lab.uuid_v7(),
   submission_id     uuid NOT NULL UNIQUE REFERENCES intake.submissions (submission_id),
   request_number    text NOT NULL,
   source_system     text NOT NULL DEFAULT 'intake_portal',

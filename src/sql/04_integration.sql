@@ -7,7 +7,7 @@ COMMENT ON SCHEMA integration IS 'Integration events (the outbox), their process
 CREATE SEQUENCE integration.event_seq;
 
 CREATE TABLE integration.events (
-  id              uuid NOT NULL DEFAULT gen_random_uuid(),
+  id              uuid NOT NULL DEFAULT enterprise_lab.uuid_v7(),
   seq             bigint NOT NULL DEFAULT nextval('integration.event_seq'),
   submission_id   uuid NOT NULL,
   event_type      text NOT NULL CONSTRAINT events_event_type_format CHECK (event_type ~ '^[A-Za-z][A-Za-z0-9_.]{0,99}$'),

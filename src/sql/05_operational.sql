@@ -37,7 +37,7 @@ CREATE TRIGGER status_transitions_10_user_modified BEFORE UPDATE ON operational.
   FOR EACH ROW EXECUTE FUNCTION enterprise_lab.mark_user_modified();
 
 CREATE TABLE operational.operation_cases (
-  id                 uuid NOT NULL DEFAULT gen_random_uuid(),
+  id                 uuid NOT NULL DEFAULT enterprise_lab.uuid_v7(),
   submission_id      uuid NOT NULL,
   -- Written only by the RequestCreated handler, from the joined request
   -- row.  No foreign key: its check is a query per row whose plan a

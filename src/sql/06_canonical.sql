@@ -19,7 +19,7 @@ CREATE TRIGGER status_map_10_user_modified BEFORE UPDATE ON canonical.status_map
   FOR EACH ROW EXECUTE FUNCTION enterprise_lab.mark_user_modified();
 
 CREATE TABLE canonical.business_objects (
-  id                 uuid NOT NULL DEFAULT gen_random_uuid(),
+  id                 uuid NOT NULL DEFAULT enterprise_lab.uuid_v7(),
   submission_id      uuid NOT NULL,
   object_type        text NOT NULL,
   source_system      text NOT NULL,

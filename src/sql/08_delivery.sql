@@ -50,7 +50,7 @@ COMMENT ON TABLE integration.subscription_secrets IS
   'Standard Webhooks signing secrets (whsec_ + base64 of 24 to 64 random bytes). Readable by superusers and lab_admin only.';
 
 CREATE TABLE integration.deliveries (
-  id               uuid NOT NULL DEFAULT gen_random_uuid(),
+  id               uuid NOT NULL DEFAULT enterprise_lab.uuid_v7(),
   subscription_id  uuid NOT NULL REFERENCES integration.subscriptions (id) ON DELETE CASCADE,
   event_id         uuid NOT NULL,
   event_seq        bigint NOT NULL,

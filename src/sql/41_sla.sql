@@ -24,7 +24,7 @@ CREATE TRIGGER sla_policies_10_user_modified BEFORE UPDATE ON operational.sla_po
   FOR EACH ROW EXECUTE FUNCTION enterprise_lab.mark_user_modified();
 
 CREATE TABLE operational.sla_breaches (
-  id            uuid NOT NULL DEFAULT gen_random_uuid(),
+  id            uuid NOT NULL DEFAULT enterprise_lab.uuid_v7(),
   submission_id uuid NOT NULL,
   case_id       uuid NOT NULL,
   priority_code text NOT NULL,
@@ -63,7 +63,7 @@ BEGIN
   WITH overdue AS (
     SELECT c.id, c.submission_id, c.external_reference, c.priority_code, c.processing_status,
            c.opened_at, c.opened_at + p.resolution_time AS deadline,
-           gen_random_uuid() AS breach_id, gen_random_uuid() AS event_id
+           enterprise_lab.uuid_v7() AS breach_id, enterprise_lab.uuid_v7() AS event_id
       FROM operational.operation_cases c
       JOIN operational.sla_policies p ON p.priority_code = c.priority_code
      WHERE c.processing_status IN (SELECT status FROM operational.case_statuses WHERE NOT is_terminal)
