@@ -46,12 +46,11 @@ static const char *const enqueue_sql =
 "             'aggregate_type', e.aggregate_type, 'aggregate_id', e.aggregate_id,"
 "             'payload', e.payload, 'created_at', e.created_at),"
 "           'canonical_object', pg_catalog.to_jsonb(b)))"
-"  FROM integration.events e"
+"  FROM " EL_CHUNK_EVENTS " e"
 "  JOIN integration.subscriptions s"
 "    ON s.enabled AND (s.event_types IS NULL OR e.event_type = ANY (s.event_types))"
 "  LEFT JOIN canonical.business_objects b"
 "    ON b.submission_id = e.submission_id AND b.object_type = 'service_request'"
-" WHERE e.id = ANY ($1)"
 " ORDER BY e.seq"
 "    ON CONFLICT (subscription_id, event_id, submission_id) DO NOTHING";
 

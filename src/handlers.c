@@ -3,7 +3,7 @@
  *		Built-in event handlers, applied set-based to a chunk of events.
  *
  * Each handler is a few SQL statements over "the events of this chunk"
- * (id = ANY($1)), prepared once per backend and shard group and kept.
+ * (EL_CHUNK_EVENTS), prepared once per backend and shard group and kept.
  * They draw sequence values themselves: a Citus shard has no column
  * default that calls nextval().  Every derived row
  * has a unique key and is written with INSERT ... ON CONFLICT, so applying
@@ -66,8 +66,8 @@
 "     SET lifecycle_status = 'integrated'," \
 "         integrated_at = COALESCE(r.integrated_at, pg_catalog.now())," \
 "         updated_at = pg_catalog.now()" \
-"    FROM integration.events e" \
-"   WHERE e.id = ANY ($1) AND r.id = e.aggregate_id AND r.submission_id = e.submission_id" \
+"    FROM " EL_CHUNK_EVENTS " e" \
+"   WHERE r.id = e.aggregate_id AND r.submission_id = e.submission_id" \
 "  RETURNING r.id, r.submission_id, r.source_system, r.request_number, r.request_type_code," \
 "            r.priority_code, r.team_code, r.customer_id, r.agreement_id, r.summary," \
 "            e.id AS event_id, e.seq AS event_seq, e.attempts + 1 AS attempt," \
@@ -181,9 +181,8 @@ static const char *const request_created_again_sql = REQUEST_CREATED_SQL(
 
 static const char *const request_missing_sql =
 "SELECT e.id::text, e.aggregate_id::text"
-"  FROM integration.events e"
-" WHERE e.id = ANY ($1)"
-"   AND NOT EXISTS (SELECT 1 FROM source_system.service_requests r"
+"  FROM " EL_CHUNK_EVENTS " e"
+" WHERE NOT EXISTS (SELECT 1 FROM source_system.service_requests r"
 "                    WHERE r.id = e.aggregate_id AND r.submission_id = e.submission_id)"
 " LIMIT 1";
 
@@ -197,11 +196,10 @@ static const char *const status_sync_sql =
 "         e.aggregate_id AS case_id, e.payload ->> 'new_status' AS operational_status,"
 "         sm.canonical_status, b.id AS object_id, b.lifecycle_status AS previous_status,"
 "         b.last_event_seq < e.seq AS is_newer"
-"    FROM integration.events e"
+"    FROM " EL_CHUNK_EVENTS " e"
 "    JOIN canonical.status_map sm ON sm.operational_status = e.payload ->> 'new_status'"
 "    JOIN canonical.business_objects b"
-"      ON b.submission_id = e.submission_id AND b.object_type = 'service_request'"
-"   WHERE e.id = ANY ($1)),"
+"      ON b.submission_id = e.submission_id AND b.object_type = 'service_request'),"
 " upd AS ("
 "  UPDATE canonical.business_objects b"
 "     SET lifecycle_status = m.canonical_status, last_event_seq = m.seq,"
@@ -228,10 +226,9 @@ static const char *const status_sync_sql =
 static const char *const status_unmapped_sql =
 "SELECT e.id::text, e.payload ->> 'new_status', sm.canonical_status IS NOT NULL,"
 "       e.submission_id::text"
-"  FROM integration.events e"
+"  FROM " EL_CHUNK_EVENTS " e"
 "  LEFT JOIN canonical.status_map sm ON sm.operational_status = e.payload ->> 'new_status'"
-" WHERE e.id = ANY ($1)"
-"   AND (sm.operational_status IS NULL"
+" WHERE (sm.operational_status IS NULL"
 "        OR NOT EXISTS (SELECT 1 FROM canonical.business_objects b"
 "                        WHERE b.submission_id = e.submission_id"
 "                          AND b.object_type = 'service_request'))"

@@ -26,6 +26,19 @@
  */
 #define EL_MAX_SUBXACTS_PER_BATCH 64
 
+/*
+ * The events of a chunk ($1, their ids) for the handlers' and the outbox's
+ * statements, each found by its key.  Written "id = ANY ($1)", the
+ * lookup is estimated from the table's statistics, and a new installation
+ * has none until autovacuum first analyzes it: the planner then takes the
+ * chunk for a tenth of the table and joins it by hashing whole tables, a
+ * plan that slows with every row until the first ANALYZE, a minute or more
+ * into the load.  One index probe per id needs no statistics.
+ */
+#define EL_CHUNK_EVENTS \
+"(SELECT x.* FROM pg_catalog.unnest($1) AS chunk (id)" \
+"   CROSS JOIN LATERAL (SELECT * FROM integration.events y WHERE y.id = chunk.id LIMIT 1) x)"
+
 /* GUCs (enterprise_lab.c) */
 extern char *el_database;
 extern int	el_worker_count;
