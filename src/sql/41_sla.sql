@@ -44,12 +44,16 @@ COMMENT ON TABLE operational.sla_breaches IS
 COMMENT ON COLUMN operational.sla_breaches.case_status IS 'The case status when the breach was detected.';
 
 -- The escalation looks at non-terminal cases by status and age.
-CREATE INDEX operation_cases_status_opened_idx ON operational.operation_cases (processing_status, opened_at);
+-- What the SLA job and dashboard.sla_metrics read: the open cases of each
+-- status and priority, oldest first.
+CREATE INDEX operation_cases_sla_idx ON operational.operation_cases (processing_status, priority_code, opened_at);
 
 CREATE FUNCTION operational.escalate_sla_breaches(max_cases integer DEFAULT 1000) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  n integer;
+  pair record;
+  flagged_now integer;
+  n integer := 0;
 BEGIN
   IF max_cases IS NULL OR max_cases < 1 THEN
     RAISE EXCEPTION 'max_cases must be at least 1'
@@ -57,51 +61,71 @@ BEGIN
             DETAIL = format('The value given was %s.', coalesce(max_cases::text, 'NULL'));
   END IF;
 
+  -- The job runs every minute, so it must not read every open case: for
+  -- each policy (most urgent priority first) and open status, it reads the
+  -- cases opened before now() - resolution_time, oldest first, a range of
+  -- operation_cases_sla_idx planned with the bound's value.  That bound and
+  -- the deadline, opened_at + resolution_time, agree except around a
+  -- daylight saving change, where a case may be flagged up to an hour late,
+  -- never early.
+  --
   -- The unique key on case_id flags a breach once, even when two
   -- escalations run at the same time; the event's idempotency key makes its
   -- publication once as well.
-  WITH overdue AS (
-    SELECT c.id, c.submission_id, c.external_reference, c.priority_code, c.processing_status,
-           c.opened_at, c.opened_at + p.resolution_time AS deadline,
-           enterprise_lab.uuid_v7() AS breach_id, enterprise_lab.uuid_v7() AS event_id
-      FROM operational.operation_cases c
-      JOIN operational.sla_policies p ON p.priority_code = c.priority_code
-     WHERE c.processing_status IN (SELECT status FROM operational.case_statuses WHERE NOT is_terminal)
-       AND c.opened_at + p.resolution_time < now()
-       AND NOT EXISTS (SELECT 1 FROM operational.sla_breaches b WHERE b.submission_id = c.submission_id AND b.case_id = c.id)
-     ORDER BY c.opened_at + p.resolution_time
-     LIMIT max_cases
-  ), flagged AS (
-    INSERT INTO operational.sla_breaches AS b
-           (id, submission_id, case_id, priority_code, case_status, opened_at, deadline, event_id)
-    SELECT o.breach_id, o.submission_id, o.id, o.priority_code, o.processing_status, o.opened_at,
-           o.deadline, o.event_id
-      FROM overdue o
-    ON CONFLICT ON CONSTRAINT sla_breaches_once_per_case DO NOTHING
-    RETURNING b.*
-  )
-  INSERT INTO integration.events AS e
-         (id, submission_id, event_type, source_system, aggregate_type, aggregate_id, payload, idempotency_key)
-  SELECT f.event_id, f.submission_id, 'OperationalCaseSlaBreached', 'operational', 'operation_case', f.case_id,
-         jsonb_build_object('breach_id', f.id,
-                            'case_id', f.case_id,
-                            'external_reference', o.external_reference,
-                            'priority', f.priority_code,
-                            'case_status', f.case_status,
-                            'opened_at', f.opened_at,
-                            'deadline', f.deadline,
-                            'detected_at', f.detected_at),
-         'sla_breached:' || f.case_id
-    FROM flagged f JOIN overdue o ON o.submission_id = f.submission_id AND o.id = f.case_id
-  ON CONFLICT ON CONSTRAINT events_idempotency_key_unique DO NOTHING;
-  GET DIAGNOSTICS n = ROW_COUNT;
+  FOR pair IN
+    SELECT p.priority_code, p.resolution_time, s.status
+      FROM operational.sla_policies p
+      JOIN reference.priorities pr ON pr.code = p.priority_code
+      JOIN operational.case_statuses s ON NOT s.is_terminal
+     ORDER BY pr.rank, s.status
+  LOOP
+    EXIT WHEN n >= max_cases;
+    WITH overdue AS (
+      SELECT c.id, c.submission_id, c.external_reference, c.priority_code, c.processing_status,
+             c.opened_at, c.opened_at + pair.resolution_time AS deadline,
+             enterprise_lab.uuid_v7() AS breach_id, enterprise_lab.uuid_v7() AS event_id
+        FROM operational.operation_cases c
+       WHERE c.processing_status = pair.status
+         AND c.priority_code = pair.priority_code
+         AND c.opened_at < now() - pair.resolution_time
+         AND c.opened_at + pair.resolution_time < now()
+         AND NOT EXISTS (SELECT 1 FROM operational.sla_breaches b
+                          WHERE b.submission_id = c.submission_id AND b.case_id = c.id)
+       ORDER BY c.opened_at
+       LIMIT max_cases - n
+    ), flagged AS (
+      INSERT INTO operational.sla_breaches AS b
+             (id, submission_id, case_id, priority_code, case_status, opened_at, deadline, event_id)
+      SELECT o.breach_id, o.submission_id, o.id, o.priority_code, o.processing_status, o.opened_at,
+             o.deadline, o.event_id
+        FROM overdue o
+      ON CONFLICT ON CONSTRAINT sla_breaches_once_per_case DO NOTHING
+      RETURNING b.*
+    )
+    INSERT INTO integration.events AS e
+           (id, submission_id, event_type, source_system, aggregate_type, aggregate_id, payload, idempotency_key)
+    SELECT f.event_id, f.submission_id, 'OperationalCaseSlaBreached', 'operational', 'operation_case', f.case_id,
+           jsonb_build_object('breach_id', f.id,
+                              'case_id', f.case_id,
+                              'external_reference', o.external_reference,
+                              'priority', f.priority_code,
+                              'case_status', f.case_status,
+                              'opened_at', f.opened_at,
+                              'deadline', f.deadline,
+                              'detected_at', f.detected_at),
+           'sla_breached:' || f.case_id
+      FROM flagged f JOIN overdue o ON o.submission_id = f.submission_id AND o.id = f.case_id
+    ON CONFLICT ON CONSTRAINT events_idempotency_key_unique DO NOTHING;
+    GET DIAGNOSTICS flagged_now = ROW_COUNT;
+    n := n + flagged_now;
+  END LOOP;
   IF n > 0 THEN
     RAISE LOG 'enterprise_lab: % case(s) breached their SLA', n;
   END IF;
   RETURN n;
 END $$;
 COMMENT ON FUNCTION operational.escalate_sla_breaches(integer) IS
-  'The SLA escalation job: flag up to max_cases non-terminal cases past their deadline (once each) and enqueue OperationalCaseSlaBreached for each; returns how many were flagged.';
+  'The SLA escalation job: flag up to max_cases non-terminal cases past their deadline (once each; the most urgent priority first, oldest first) and enqueue OperationalCaseSlaBreached for each; returns how many were flagged.';
 
 CREATE FUNCTION canonical.record_sla_breach(e integration.events) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -3,7 +3,7 @@
 -- restore triggers, and the maintenance functions reject bad input.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS enterprise_lab;
-SELECT plan(16);
+SELECT plan(20);
 
 CREATE TEMP VIEW extension_relations AS
 SELECT c.oid, c.relkind, c.oid::regclass::text AS name
@@ -66,6 +66,22 @@ SELECT results_eq(
   'OperationalCaseSlaBreached is handled by canonical.record_sla_breach');
 SELECT ok((SELECT count(*) FROM enterprise_lab.status() s WHERE s ? 'version' AND s ? 'workers' AND s ? 'events'
            AND s ? 's3' AND s ? 'scheduled_jobs') = 1, 'status() answers with version, workers, events, s3 and scheduled_jobs');
+
+-- A run flags at most max_cases, the most urgent priority first, and reads
+-- the open cases by operation_cases_sla_idx.
+SELECT count(*) FROM (
+  SELECT intake.submit_request('SLA ' || p, p || '@example.test', 'An old ' || p || ' request', 'incident', p,
+                               'operations', '10000000-0000-4000-8000-000000000001')
+    FROM unnest(ARRAY['low', 'critical', 'high']) AS p) s;
+SELECT integration.process_events(100) >= 0;
+UPDATE operational.operation_cases SET opened_at = opened_at - interval '8 days';
+SELECT is(operational.escalate_sla_breaches(1), 1, 'escalate_sla_breaches(1) flags one overdue case');
+SELECT results_eq($$SELECT priority_code FROM operational.sla_breaches$$, $$VALUES ('critical')$$,
+  'the most urgent priority is flagged first');
+SELECT is(operational.escalate_sla_breaches(), 2, 'the next run flags the other two');
+SELECT ok(EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'operation_cases_sla_idx'
+                   AND indexdef LIKE '%(processing_status, priority_code, opened_at)'),
+  'operation_cases_sla_idx orders the open cases of a status and priority by opening time');
 
 SELECT * FROM finish();
 ROLLBACK;
