@@ -194,7 +194,47 @@ el_wake_cleanup_worker(void)
 }
 
 /*
- * Wake the workers only when the enqueuing transaction commits: a rolled
+ * Wake one worker, not all of them: an idle one if there is one, else one
+ * that is processing, which then looks once more before it sleeps (a
+ * worker claims until a batch finds nothing, and a set latch makes its
+ * next wait return at once).  Waking every worker on every commit made
+ * each of them claim, and all but one find nothing.  The search starts
+ * after the worker woken last, so the idle ones share the work.
+ */
+static void
+el_wake_one_worker(void)
+{
+	static int	next = 0;
+	Latch	   *busy = NULL;
+
+	for (int k = 0; k < EL_MAX_WORKERS; k++)
+	{
+		int			i = (next + k) % EL_MAX_WORKERS;
+		ElWorkerSlot *slot = &el_shared->workers[i];
+		Latch	   *latch;
+		ElWorkerState state;
+
+		SpinLockAcquire(&slot->mutex);
+		latch = slot->pid != 0 ? slot->latch : NULL;
+		state = slot->state;
+		SpinLockRelease(&slot->mutex);
+		if (latch == NULL)
+			continue;
+		if (state == EL_WORKER_IDLE)
+		{
+			next = (i + 1) % EL_MAX_WORKERS;
+			SetLatch(latch);
+			return;
+		}
+		if (busy == NULL)
+			busy = latch;
+	}
+	if (busy != NULL)
+		SetLatch(busy);
+}
+
+/*
+ * Wake a worker only when the enqueuing transaction commits: a rolled
  * back transaction wakes nobody, and a burst of inserts costs one wake-up.
  */
 static void
@@ -205,19 +245,7 @@ el_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (wake_at_commit && el_shared != NULL)
-			{
-				for (int i = 0; i < EL_MAX_WORKERS; i++)
-				{
-					ElWorkerSlot *slot = &el_shared->workers[i];
-					Latch	   *latch;
-
-					SpinLockAcquire(&slot->mutex);
-					latch = slot->pid != 0 ? slot->latch : NULL;
-					SpinLockRelease(&slot->mutex);
-					if (latch)
-						SetLatch(latch);
-				}
-			}
+				el_wake_one_worker();
 			wake_at_commit = false;
 			break;
 		case XACT_EVENT_ABORT:
