@@ -2648,3 +2648,10 @@ ALTER TABLE operational.sla_breaches ALTER COLUMN id SET DEFAULT enterprise_lab.
 -- cases past the deadline's start, where it read every open case each run.
 DROP INDEX operational.operation_cases_status_opened_idx;
 CREATE INDEX operation_cases_sla_idx ON operational.operation_cases (processing_status, priority_code, opened_at);
+
+-- ---------------------------------------------------------------------------
+-- retention by index
+-- purge_completed_events() scanned and sorted the whole events table for
+-- every batch; it now reads the completed events oldest first by index.
+CREATE INDEX events_retention_idx ON integration.events (processed_at)
+  WHERE event_status = 'completed';

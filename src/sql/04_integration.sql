@@ -35,7 +35,9 @@ CREATE INDEX events_unfinished_idx ON integration.events (submission_id, seq)
   WHERE event_status IN ('pending', 'failed', 'dead_letter');
 -- Look-ups by submission use the (submission_id, idempotency_key) key.
 -- Every index here is paid for by every event's completion (a status
--- change touches the partial indexes), so there are no more of them.
+-- change touches the partial indexes), so there are no more of them than
+-- these, events_dead_letter_idx (21_counts.sql) and events_retention_idx
+-- (40_maintenance.sql).
 
 -- Completing an event is never a HOT update (event_status is in the partial
 -- indexes' predicates), so the claim's indexes keep an entry for every

@@ -13,6 +13,13 @@ CREATE FUNCTION enterprise_lab.event_retention() RETURNS interval
 COMMENT ON FUNCTION enterprise_lab.event_retention() IS
   'The retention in force (enterprise_lab.event_retention); NULL when completed events are kept forever.';
 
+-- What retention reads: the completed events, oldest first.  Without it
+-- every batch of the purge scanned and sorted the whole events table (9.5 s
+-- of a core each minute for 74,000 events at 1,000 submissions/s, and
+-- growing with the retention period).
+CREATE INDEX events_retention_idx ON integration.events (processed_at)
+  WHERE event_status = 'completed';
+
 CREATE FUNCTION enterprise_lab.purge_completed_events(batch_size integer DEFAULT 1000)
 RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

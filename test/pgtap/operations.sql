@@ -3,7 +3,7 @@
 -- restore triggers, and the maintenance functions reject bad input.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS enterprise_lab;
-SELECT plan(20);
+SELECT plan(21);
 
 CREATE TEMP VIEW extension_relations AS
 SELECT c.oid, c.relkind, c.oid::regclass::text AS name
@@ -82,6 +82,10 @@ SELECT is(operational.escalate_sla_breaches(), 2, 'the next run flags the other 
 SELECT ok(EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'operation_cases_sla_idx'
                    AND indexdef LIKE '%(processing_status, priority_code, opened_at)'),
   'operation_cases_sla_idx orders the open cases of a status and priority by opening time');
+
+SELECT ok(EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'events_retention_idx'
+                   AND indexdef LIKE '%(processed_at) WHERE (event_status = ''completed''::text)'),
+  'events_retention_idx gives retention the completed events oldest first');
 
 SELECT * FROM finish();
 ROLLBACK;
