@@ -147,18 +147,28 @@ el_tables_are_current(void)
  * The core's statements, run on the tables of one shard group
  * (shard_groups.c): on a single node, the base tables.
  */
-static const char *const claim_sql =
-"SELECT e.id, e.event_type, e.attempts"
-"  FROM integration.events e"
-" WHERE e.event_status IN ('pending', 'failed')"
-"   AND e.next_attempt_at <= pg_catalog.clock_timestamp()"
-"   AND NOT EXISTS (SELECT 1 FROM integration.events p"
-"                    WHERE p.submission_id = e.submission_id"
-"                      AND p.seq < e.seq"
-"                      AND p.event_status IN ('pending', 'failed', 'dead_letter'))"
-" ORDER BY e.seq"
-" LIMIT $1"
-"   FOR UPDATE OF e SKIP LOCKED";
+#define EL_CLAIM_SQL(limit) \
+"SELECT e.id, e.event_type, e.attempts" \
+"  FROM integration.events e" \
+" WHERE e.event_status IN ('pending', 'failed')" \
+"   AND e.next_attempt_at <= pg_catalog.clock_timestamp()" \
+"   AND NOT EXISTS (SELECT 1 FROM integration.events p" \
+"                    WHERE p.submission_id = e.submission_id" \
+"                      AND p.seq < e.seq" \
+"                      AND p.event_status IN ('pending', 'failed', 'dead_letter'))" \
+" ORDER BY e.seq" \
+" LIMIT " limit \
+"   FOR UPDATE OF e SKIP LOCKED"
+
+/*
+ * A claim of enterprise_lab.batch_size events carries the size as a
+ * constant: with LIMIT $1 the plan cache never settles on a generic plan
+ * (which costs an unknown LIMIT at a tenth of the table), so the claim was
+ * planned again for every batch.
+ */
+static const char *const claim_sql = EL_CLAIM_SQL("$1");
+static char *claim_batch_sql = NULL;
+static int	claim_batch_sql_size = 0;
 
 static const char *const complete_sql =
 "UPDATE integration.events"
@@ -460,7 +470,22 @@ el_process_group(int max_events, ElBatchResult *result)
 	int			min_chunk;
 	int			rc;
 
-	rc = SPI_execute_plan(el_group_plan(claim_sql, 1, &int4type, 0), &limit, NULL, false, 0);
+	if (max_events == el_batch_size)
+	{
+		if (claim_batch_sql_size != el_batch_size)
+		{
+			/* Its kept plans are keyed by the text's address. */
+			el_forget_plans();
+			if (claim_batch_sql != NULL)
+				pfree(claim_batch_sql);
+			claim_batch_sql = MemoryContextStrdup(TopMemoryContext,
+												  psprintf(EL_CLAIM_SQL("%d"), el_batch_size));
+			claim_batch_sql_size = el_batch_size;
+		}
+		rc = SPI_execute_plan(el_group_plan(claim_batch_sql, 0, NULL, 0), NULL, NULL, false, 0);
+	}
+	else
+		rc = SPI_execute_plan(el_group_plan(claim_sql, 1, &int4type, 0), &limit, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "enterprise_lab: claiming events failed: %s",
 			 SPI_result_code_string(rc));
