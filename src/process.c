@@ -474,13 +474,15 @@ el_process_group(int max_events, ElBatchResult *result)
 	{
 		if (claim_batch_sql_size != el_batch_size)
 		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
 			/* Its kept plans are keyed by the text's address. */
 			el_forget_plans();
 			if (claim_batch_sql != NULL)
 				pfree(claim_batch_sql);
-			claim_batch_sql = MemoryContextStrdup(TopMemoryContext,
-												  psprintf(EL_CLAIM_SQL("%d"), el_batch_size));
+			claim_batch_sql = psprintf(EL_CLAIM_SQL("%d"), el_batch_size);
 			claim_batch_sql_size = el_batch_size;
+			MemoryContextSwitchTo(old);
 		}
 		rc = SPI_execute_plan(el_group_plan(claim_batch_sql, 0, NULL, 0), NULL, NULL, false, 0);
 	}
