@@ -146,16 +146,23 @@ el_tables_are_current(void)
 /*
  * The core's statements, run on the tables of one shard group
  * (shard_groups.c): on a single node, the base tables.
+ *
+ * The claim takes an event only if it is the first unfinished one of its
+ * submission.  That is asked as "is its seq the submission's smallest
+ * unfinished seq", a subquery the planner cannot turn into a join: as a
+ * NOT EXISTS anti-join, once ANALYZE had seen the partial index nearly
+ * empty of live rows, the plan read the whole of events_unfinished_idx,
+ * dead entries included, for every candidate instead of probing it by
+ * submission.
  */
 #define EL_CLAIM_SQL(limit) \
 "SELECT e.id, e.event_type, e.attempts" \
 "  FROM integration.events e" \
 " WHERE e.event_status IN ('pending', 'failed')" \
 "   AND e.next_attempt_at <= pg_catalog.clock_timestamp()" \
-"   AND NOT EXISTS (SELECT 1 FROM integration.events p" \
-"                    WHERE p.submission_id = e.submission_id" \
-"                      AND p.seq < e.seq" \
-"                      AND p.event_status IN ('pending', 'failed', 'dead_letter'))" \
+"   AND e.seq = (SELECT pg_catalog.min(p.seq) FROM integration.events p" \
+"                 WHERE p.submission_id = e.submission_id" \
+"                   AND p.event_status IN ('pending', 'failed', 'dead_letter'))" \
 " ORDER BY e.seq" \
 " LIMIT " limit \
 "   FOR UPDATE OF e SKIP LOCKED"

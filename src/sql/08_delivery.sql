@@ -80,8 +80,10 @@ CREATE TABLE integration.deliveries (
 -- enterprise_lab.delivery_batch_size) are never walked past.
 CREATE INDEX deliveries_due_idx ON integration.deliveries (event_seq)
   WHERE status IN ('pending', 'failed');
+-- In flight, said as lease_until IS NOT NULL (the same, by a CHECK): no
+-- other index's predicate is implied by it, nor is this one by a status.
 CREATE INDEX deliveries_leased_idx ON integration.deliveries (lease_until)
-  WHERE status = 'in_flight';
+  WHERE lease_until IS NOT NULL;
 -- Per-pair order: "is there an earlier unfinished delivery?"
 CREATE INDEX deliveries_unfinished_idx ON integration.deliveries (subscription_id, submission_id, event_seq)
   WHERE status IN ('pending', 'in_flight', 'failed', 'dead_letter');
@@ -264,36 +266,42 @@ BEGIN
        JOIN integration.subscriptions s ON s.id = d.subscription_id
       WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= due_by
         AND s.enabled AND s.paused_at IS NULL
-        AND NOT EXISTS (SELECT 1 FROM integration.deliveries p
-                         WHERE p.subscription_id = d.subscription_id
-                           AND p.submission_id = d.submission_id
-                           AND p.event_seq < d.event_seq
-                           AND p.status IN ('pending', 'in_flight', 'failed', 'dead_letter'))
+        -- The first unfinished delivery of its pair, asked so that the
+        -- planner probes deliveries_unfinished_idx by pair (a NOT EXISTS
+        -- anti-join may read the whole partial index for every row).
+        AND d.event_seq = (SELECT min(p.event_seq) FROM integration.deliveries p
+                            WHERE p.subscription_id = d.subscription_id
+                              AND p.submission_id = d.submission_id
+                              AND p.status IN ('pending', 'in_flight', 'failed', 'dead_letter'))
       ORDER BY d.event_seq
       LIMIT max_deliveries)
     UNION ALL
     (SELECT d.id
        FROM integration.deliveries d
        JOIN integration.subscriptions s ON s.id = d.subscription_id
-      WHERE d.status = 'in_flight' AND d.lease_until <= due_by
+      WHERE d.lease_until <= due_by  -- in flight, lease run out
         AND s.enabled AND s.paused_at IS NULL
       ORDER BY d.lease_until
       LIMIT max_deliveries)),
-  -- Locked, and checked again as locked.
+  -- Locked, and checked again as locked.  The candidates are looked up by
+  -- id: the status is tested in one expression, which matches no partial
+  -- index's predicate, so the planner cannot read one of those whole
+  -- instead (it did, for every candidate, once ANALYZE saw them nearly
+  -- empty of live rows).
   due AS (
     SELECT d.id
-      FROM integration.deliveries d
+      FROM candidate c
+      JOIN integration.deliveries d ON d.id = c.id
       JOIN integration.subscriptions s ON s.id = d.subscription_id
-     WHERE d.id IN (SELECT c.id FROM candidate c)
-       AND d.status IN ('pending', 'in_flight', 'failed')
-       AND CASE WHEN d.status = 'in_flight' THEN d.lease_until <= due_by
-                ELSE d.next_attempt_at <= due_by END
+     WHERE CASE d.status WHEN 'in_flight' THEN d.lease_until <= due_by
+                         WHEN 'pending' THEN d.next_attempt_at <= due_by
+                         WHEN 'failed' THEN d.next_attempt_at <= due_by
+                         ELSE false END
        AND s.enabled AND s.paused_at IS NULL
-       AND NOT EXISTS (SELECT 1 FROM integration.deliveries p
-                        WHERE p.subscription_id = d.subscription_id
-                          AND p.submission_id = d.submission_id
-                          AND p.event_seq < d.event_seq
-                          AND p.status IN ('pending', 'in_flight', 'failed', 'dead_letter'))
+       AND d.event_seq = (SELECT min(p.event_seq) FROM integration.deliveries p
+                           WHERE p.subscription_id = d.subscription_id
+                             AND p.submission_id = d.submission_id
+                             AND p.status IN ('pending', 'in_flight', 'failed', 'dead_letter'))
      ORDER BY d.event_seq
      LIMIT max_deliveries
        FOR UPDATE OF d SKIP LOCKED),
@@ -345,11 +353,12 @@ BEGIN
                 ELSE 'failed' END AS kind,
            least(backoff_max_ms / 1000.0,
                  backoff_base_ms / 1000.0 * power(2, least(d.attempts - 1, 40))) AS backoff
-      -- "In flight" said as lease_until IS NOT NULL (the same, by a CHECK):
-      -- status = 'in_flight' would let the plan walk deliveries_leased_idx,
-      -- every delivery in flight, instead of looking up the answered ones.
+      -- "In flight" said in a form that no partial index's predicate
+      -- matches: with status = 'in_flight' the plan walked an index of
+      -- every delivery in flight instead of looking up the answered ones.
       FROM o JOIN integration.deliveries d
-        ON d.id = o.id AND d.attempts = o.attempt AND d.lease_until IS NOT NULL),
+        ON d.id = o.id AND d.attempts = o.attempt
+       AND CASE WHEN d.lease_until IS NULL THEN false ELSE true END),
   upd AS (
     UPDATE integration.deliveries d
        SET status = CASE k.kind WHEN 'gone' THEN 'pending' ELSE k.kind END,

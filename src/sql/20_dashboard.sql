@@ -27,10 +27,14 @@ SELECT s.submission_id,
        b.id                  AS business_object_id,
        b.lifecycle_status    AS canonical_status,
        (SELECT count(*) FROM integration.events e WHERE e.submission_id = s.submission_id) AS event_count,
-       (SELECT count(*) FROM integration.events e
-         WHERE e.submission_id = s.submission_id AND e.event_status IN ('pending', 'failed')) AS unfinished_events,
-       (SELECT count(*) FROM integration.events e
-         WHERE e.submission_id = s.submission_id AND e.event_status = 'dead_letter') AS dead_letters,
+       -- The statuses are filters, not conditions: with a condition on the
+       -- status the planner may read a partial index (events_due_idx) whole,
+       -- dead entries and all, for every row, instead of the submission's
+       -- few events.
+       (SELECT count(*) FILTER (WHERE e.event_status IN ('pending', 'failed')) FROM integration.events e
+         WHERE e.submission_id = s.submission_id) AS unfinished_events,
+       (SELECT count(*) FILTER (WHERE e.event_status = 'dead_letter') FROM integration.events e
+         WHERE e.submission_id = s.submission_id) AS dead_letters,
        (SELECT max(l.created_at) FROM integration.sync_logs l WHERE l.submission_id = s.submission_id) AS last_synced_at
   FROM intake.submissions s
   JOIN reference.customers cu ON cu.id = s.customer_id
