@@ -31,7 +31,7 @@ PG_MODULE_MAGIC;
 char	   *el_database = NULL;
 int			el_worker_count = 1;
 int			el_batch_size = 500;
-int			el_chunk_size = 50;
+int			el_chunk_size = 100;
 int			el_naptime_ms = 1000;
 int			el_max_attempts = 5;
 int			el_backoff_base_ms = 1000;
@@ -82,7 +82,7 @@ el_define_gucs(void)
 							"Most events applied together in one subtransaction.",
 							"A failing chunk is bisected to find the failing event.",
 							&el_chunk_size,
-							50, 1, 10000,
+							100, 1, 10000,
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);

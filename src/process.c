@@ -556,6 +556,14 @@ el_process_group(int max_events, ElBatchResult *result)
 		el_analyze_if_never_analyzed();
 
 	/*
+	 * The workers write the batch's count deltas once, at its end, not once
+	 * per chunk statement (status_counts.c).  Only they: the writes are
+	 * made as the current user, and a worker's is a superuser.
+	 */
+	if (el_am_background_worker())
+		el_hold_counts();
+
+	/*
 	 * Keep at least a quarter of the subtransaction budget for bisecting:
 	 * large batches get proportionally larger chunks.
 	 */
@@ -608,6 +616,7 @@ el_process_group(int max_events, ElBatchResult *result)
 		el_enqueue_deliveries(arr);
 		el_throughput_note_completed(ndone);
 	}
+	el_write_held_counts();
 	result->completed = ndone;
 }
 

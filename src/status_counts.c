@@ -16,6 +16,12 @@
  * function call with its own settings, a query over the transition table
  * and a second function with a two-statement CTE; here it is one pass over
  * the transition table and one prepared UPDATE per status that changed.
+ *
+ * A worker's batch holds its deltas back and writes them once, when the
+ * batch is done (el_hold_counts, el_write_held_counts): its chunks each
+ * fired the triggers, and the updates cost as much as a tenth of the
+ * chunk's statement.  The held deltas follow the subtransactions they were
+ * made in, so a chunk rolled back takes its deltas with it.
  */
 #include "postgres.h"
 
@@ -60,21 +66,86 @@ typedef struct StatusDelta
 	int64		delta;
 } StatusDelta;
 
+/* A delta held back, with the subtransaction that made it. */
+typedef struct HeldDelta
+{
+	char	   *layer;
+	char	   *status;
+	SubTransactionId subid;
+	int64		delta;
+} HeldDelta;
+
+static bool holding = false;
+static MemoryContext held_cxt = NULL;
+static HeldDelta *held = NULL;
+static int	nheld = 0;
+static int	maxheld = 0;
+
+static void
+count_forget_held(void)
+{
+	holding = false;
+	held = NULL;
+	nheld = maxheld = 0;
+	if (held_cxt != NULL)
+		MemoryContextReset(held_cxt);
+}
+
 static void
 count_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			/* Held deltas are written before the batch commits; never dropped. */
+			if (holding)
+				elog(ERROR, "enterprise_lab: count deltas still held at commit");
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			count_statements = 0;
+			count_forget_held();
 			break;
 		default:
 			break;
 	}
+}
+
+/* A committed subtransaction's deltas become its parent's; an aborted one's go. */
+static void
+count_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	int			kept = 0;
+
+	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	for (int i = 0; i < nheld; i++)
+	{
+		if (held[i].subid == mySubid)
+		{
+			if (event == SUBXACT_EVENT_ABORT_SUB)
+				continue;
+			held[i].subid = parentSubid;
+		}
+		held[kept++] = held[i];
+	}
+	nheld = kept;
+}
+
+static void
+count_register_callbacks(void)
+{
+	if (count_callback_registered)
+		return;
+	RegisterXactCallback(count_xact_callback, NULL);
+	RegisterSubXactCallback(count_subxact_callback, NULL);
+	held_cxt = AllocSetContextCreate(TopMemoryContext, "enterprise_lab held counts",
+									 ALLOCSET_SMALL_SIZES);
+	count_callback_registered = true;
 }
 
 /*
@@ -162,10 +233,141 @@ count_transition_rows(Tuplestorestate *rows, Relation rel, AttrNumber attnum, in
 }
 
 /*
+ * Begin a count statement (SPI connected): its part of the slot, and on a
+ * transaction's first, the fold of the parts an earlier one left.
+ */
+static int
+count_begin_statement(void)
+{
+	int			statement = count_statements++;
+
+	count_prepare_plans();
+	if (statement == 0 && !count_folded)
+	{
+		if (SPI_execute("SELECT enterprise_lab.fold_count_parts()", false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "enterprise_lab: folding the count parts failed");
+		count_folded = true;
+	}
+	else if (statement == EL_COUNT_PART_STATEMENTS)
+		count_folded = false;
+	return statement / EL_COUNT_PART_STATEMENTS;
+}
+
+/* Add delta to a status of a layer in this backend's slot; status NULL clears the layer. */
+static void
+count_write(const char *layer, const char *status, int part, int64 delta)
+{
+	Datum		values[5];
+
+	values[0] = CStringGetTextDatum(layer);
+	if (status == NULL)
+	{
+		if (SPI_execute_plan(truncate_plan, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "enterprise_lab: clearing the counts of layer %s failed", layer);
+		return;
+	}
+	if (delta == 0)
+		return;
+	values[1] = CStringGetTextDatum(status);
+	values[2] = Int32GetDatum(el_my_proc_number());
+	values[3] = Int32GetDatum(part);
+	values[4] = Int64GetDatum(delta);
+	if (SPI_execute_plan(update_plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "enterprise_lab: updating the counts of layer %s failed", layer);
+	/* Only this backend writes its slot: no one inserts the row in between. */
+	if (SPI_processed == 0 &&
+		SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "enterprise_lab: inserting the counts of layer %s failed", layer);
+}
+
+/*
+ * Hold a delta (status NULL: the layer cleared) back, in order, in the
+ * current subtransaction; one for the same status of the same
+ * subtransaction is added to, unless a layer was cleared in between.
+ */
+static void
+count_hold(const char *layer, const char *status, int64 delta)
+{
+	SubTransactionId subid = GetCurrentSubTransactionId();
+	MemoryContext old;
+
+	if (status != NULL)
+		for (int i = nheld - 1; i >= 0 && held[i].status != NULL; i--)
+			if (held[i].subid == subid && strcmp(held[i].layer, layer) == 0 &&
+				strcmp(held[i].status, status) == 0)
+			{
+				held[i].delta += delta;
+				return;
+			}
+
+	old = MemoryContextSwitchTo(held_cxt);
+	if (nheld == maxheld)
+	{
+		maxheld = Max(16, maxheld * 2);
+		held = held ? repalloc(held, sizeof(HeldDelta) * maxheld) : palloc(sizeof(HeldDelta) * maxheld);
+	}
+	held[nheld].layer = pstrdup(layer);
+	held[nheld].status = status ? pstrdup(status) : NULL;
+	held[nheld].subid = subid;
+	held[nheld].delta = delta;
+	nheld++;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * From now until el_write_held_counts(), in this transaction, the count
+ * triggers hold their deltas back.  For the workers, which run as a
+ * superuser: the writes are not made as the trigger's owner.
+ */
+void
+el_hold_counts(void)
+{
+	count_register_callbacks();
+	count_forget_held();
+	holding = true;
+}
+
+/* Write the held deltas, as one count statement, and stop holding. */
+void
+el_write_held_counts(void)
+{
+	bool		cleared = false;
+	int			part;
+
+	if (!holding)
+		return;
+	holding = false;
+	for (int i = 0; i < nheld; i++)
+		cleared |= held[i].status == NULL;
+
+	if (nheld > 0)
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "enterprise_lab: SPI_connect failed");
+		part = count_begin_statement();
+		for (int i = 0; i < nheld; i++)
+		{
+			/* Without a layer cleared, the order does not matter: one write per status. */
+			if (!cleared && held[i].status != NULL)
+				for (int j = i + 1; j < nheld; j++)
+					if (strcmp(held[j].layer, held[i].layer) == 0 &&
+						strcmp(held[j].status, held[i].status) == 0)
+					{
+						held[i].delta += held[j].delta;
+						held[j].delta = 0;
+					}
+			count_write(held[i].layer, held[i].status, part, held[i].delta);
+		}
+		SPI_finish();
+	}
+	count_forget_held();
+}
+
+/*
  * dashboard.count_statuses(layer, status_column): statement-level AFTER
  * trigger for INSERT (REFERENCING NEW TABLE), UPDATE (OLD and NEW), DELETE
  * (OLD) and TRUNCATE.  Adds one delta per status the statement changed to
- * this backend's slot of the layer's counts.
+ * this backend's slot of the layer's counts, or holds them back.
  */
 PG_FUNCTION_INFO_V1(el_count_statuses);
 Datum
@@ -174,9 +376,10 @@ el_count_statuses(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Trigger    *trigger;
 	const char *layer;
-	int			statement;
+	int			maxdeltas = 4;
+	int			ndeltas = 0;
+	StatusDelta *deltas = NULL;
 	int			part;
-	int			slot_number = el_my_proc_number();
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -190,73 +393,42 @@ el_count_statuses(PG_FUNCTION_ARGS)
 				 errmsg("dashboard.count_statuses() must be an AFTER ... FOR EACH STATEMENT trigger with two arguments"),
 				 errhint("Give the layer and the name of the status column.")));
 	layer = trigger->tgargs[0];
+	count_register_callbacks();
 
-	if (!count_callback_registered)
-	{
-		RegisterXactCallback(count_xact_callback, NULL);
-		count_callback_registered = true;
-	}
-	statement = count_statements++;
-	part = statement / EL_COUNT_PART_STATEMENTS;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "enterprise_lab: SPI_connect failed");
-	count_prepare_plans();
-
-	if (statement == 0 && !count_folded)
-	{
-		if (SPI_execute("SELECT enterprise_lab.fold_count_parts()", false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "enterprise_lab: folding the count parts failed");
-		count_folded = true;
-	}
-	else if (statement == EL_COUNT_PART_STATEMENTS)
-		count_folded = false;
-
-	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
-	{
-		Datum		arg = CStringGetTextDatum(layer);
-
-		if (SPI_execute_plan(truncate_plan, &arg, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "enterprise_lab: clearing the counts of layer %s failed", layer);
-	}
-	else
+	if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 	{
 		Relation	rel = trigdata->tg_relation;
 		AttrNumber	attnum = get_attnum(RelationGetRelid(rel), trigger->tgargs[1]);
-		int			maxdeltas = 4;
-		int			ndeltas = 0;
-		StatusDelta *deltas = palloc(sizeof(StatusDelta) * maxdeltas);
 
 		if (attnum == InvalidAttrNumber)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("column \"%s\" of relation \"%s\" does not exist",
 							trigger->tgargs[1], RelationGetRelationName(rel))));
+		deltas = palloc(sizeof(StatusDelta) * maxdeltas);
 		if (trigdata->tg_oldtable != NULL)
 			count_transition_rows(trigdata->tg_oldtable, rel, attnum, -1, &deltas, &ndeltas, &maxdeltas);
 		if (trigdata->tg_newtable != NULL)
 			count_transition_rows(trigdata->tg_newtable, rel, attnum, 1, &deltas, &ndeltas, &maxdeltas);
-
-		for (int i = 0; i < ndeltas; i++)
-		{
-			Datum		values[5];
-
-			if (deltas[i].delta == 0)
-				continue;
-			values[0] = CStringGetTextDatum(layer);
-			values[1] = CStringGetTextDatum(deltas[i].status);
-			values[2] = Int32GetDatum(slot_number);
-			values[3] = Int32GetDatum(part);
-			values[4] = Int64GetDatum(deltas[i].delta);
-			if (SPI_execute_plan(update_plan, values, NULL, false, 0) != SPI_OK_UPDATE)
-				elog(ERROR, "enterprise_lab: updating the counts of layer %s failed", layer);
-			/* Only this backend writes its slot: no one inserts the row in between. */
-			if (SPI_processed == 0 &&
-				SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "enterprise_lab: inserting the counts of layer %s failed", layer);
-		}
 	}
 
+	if (holding)
+	{
+		if (deltas == NULL)
+			count_hold(layer, NULL, 0);
+		for (int i = 0; i < ndeltas; i++)
+			if (deltas[i].delta != 0)
+				count_hold(layer, deltas[i].status, deltas[i].delta);
+		return PointerGetDatum(NULL);
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "enterprise_lab: SPI_connect failed");
+	part = count_begin_statement();
+	if (deltas == NULL)
+		count_write(layer, NULL, part, 0);
+	for (int i = 0; i < ndeltas; i++)
+		count_write(layer, deltas[i].status, part, deltas[i].delta);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }

@@ -122,26 +122,25 @@ def check(ok, what):
     print('%s  %s' % ('PASS' if ok else 'FAIL', what))
 
 
-def reached(done, offered, nominal, name):
-    """Over the run against the nominal rate; per interval against what the
-    schedule offered in it.  The last interval is left out of the latter:
-    the run's end cuts its transactions short."""
+def reached(done, nominal, name):
     got = sum(done) / duration
     check(got >= 0.98 * nominal,
           '%s reached %.1f/s of %d/s offered over the run (>= 98%%)' % (name, got, nominal))
-    ratios = [d / o for d, o in zip(done[:-1], offered[:-1]) if o]
-    worst = min(range(len(ratios)), key=lambda i: ratios[i])
-    return ratios, worst
 
 
-ratios, worst = reached(sub_n, sub_offered, rate, 'submissions')
+# Per interval against what the schedule offered in it, by interval index
+# (an interval the schedule offered nothing is left out).  The last interval
+# is left out too: the run's end cuts its transactions short.
+reached(sub_n, rate, 'submissions')
+ratios = {i: sub_n[i] / sub_offered[i] for i in range(len(sub_n) - 1) if sub_offered[i]}
+worst = min(ratios, key=ratios.get)
 check(ratios[worst] >= 0.99,
       'submissions reached >= 99%% of the rate offered in every interval: worst %.1f%% (%.1f/s of %.1f/s offered'
       ' at %d s), %d of %d below; offered %.1f-%.1f/s per interval'
       % (100 * ratios[worst], sub_n[worst] / interval, sub_offered[worst] / interval, (worst + 1) * interval,
-         sum(1 for r in ratios if r < 0.99), len(ratios), min(sub_offered[:-1]) / interval,
+         sum(1 for r in ratios.values() if r < 0.99), len(ratios), min(sub_offered[:-1]) / interval,
          max(sub_offered[:-1]) / interval))
-reached(mov_n, mov_offered, move_rate, 'status changes')
+reached(mov_n, move_rate, 'status changes')
 first, last = float(rows[0]['c2p_p99_ms']), float(rows[-1]['c2p_p99_ms'])
 p99s = [float(r['c2p_p99_ms']) for r in rows]
 check(last <= 1.5 * first,

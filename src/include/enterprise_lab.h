@@ -71,6 +71,13 @@ typedef struct ElBatchResult
 /* process.c: the shared core, used by SQL callers and by the workers */
 extern void el_process_batch(int max_events, ElBatchResult *result);
 
+/*
+ * status_counts.c: a worker's batch holds the count triggers' deltas back
+ * and writes them once, at its end
+ */
+extern void el_hold_counts(void);
+extern void el_write_held_counts(void);
+
 /* throughput.c: completions per second in shared memory */
 extern void el_throughput_init(void);
 extern void el_throughput_note_completed(int n);

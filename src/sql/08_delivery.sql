@@ -296,10 +296,9 @@ BEGIN
       FROM candidate c
       JOIN integration.deliveries d ON d.id = c.id
       JOIN integration.subscriptions s ON s.id = d.subscription_id
-     WHERE CASE d.status WHEN 'in_flight' THEN d.lease_until <= due_by
-                         WHEN 'pending' THEN d.next_attempt_at <= due_by
-                         WHEN 'failed' THEN d.next_attempt_at <= due_by
-                         ELSE false END
+     WHERE CASE WHEN d.status = 'in_flight' THEN d.lease_until <= due_by
+                WHEN d.status IN ('pending', 'failed') THEN d.next_attempt_at <= due_by
+                ELSE false END
        AND s.enabled AND s.paused_at IS NULL
        AND d.event_seq = (SELECT min(p.event_seq) FROM integration.deliveries p
                            WHERE p.subscription_id = d.subscription_id
