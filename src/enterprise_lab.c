@@ -30,7 +30,7 @@ PG_MODULE_MAGIC;
 
 char	   *el_database = NULL;
 int			el_worker_count = 1;
-int			el_batch_size = 500;
+int			el_batch_size = 1000;
 int			el_chunk_size = 100;
 int			el_naptime_ms = 1000;
 int			el_max_attempts = 5;
@@ -73,7 +73,7 @@ el_define_gucs(void)
 							"Most events one worker transaction claims.",
 							NULL,
 							&el_batch_size,
-							500, 1, 100000,
+							1000, 1, 100000,
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);
